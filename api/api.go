@@ -1,0 +1,126 @@
+// Package api serves the FLECS Console wire API (see the wire contract): routing with slash
+// normalisation, the {statusCode,statusText,data} and {reason,statusCode,statusText} envelopes,
+// the X-Session-Id header rules and CORS for browser clients.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+
+	"openconsole"
+)
+
+// MaxBodyBytes bounds every request body. The largest body a FLECS client sends is well under 1 KiB.
+const MaxBodyBytes = 64 << 10
+
+// Server is an http.Handler for the console API.
+type Server struct {
+	svc    *openconsole.Service
+	log    *slog.Logger
+	static map[string]map[string]handlerFunc // path -> method -> handler
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request)
+
+// New returns the console API on svc. A nil logger means slog.Default().
+func New(svc *openconsole.Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{svc: svc, log: log, static: make(map[string]map[string]handlerFunc)}
+	s.handle("POST", "/api/v2/auth/login", s.login)
+	s.handle("POST", "/api/v2/auth/validate", s.authValidate)
+	s.handle("POST", "/api/v2/device/license/activate", s.activate)
+	s.handle("POST", "/api/v2/device/license/validate", s.validate)
+	s.handle("POST", "/api/v2/device/license", s.registerSerial)
+	return s
+}
+
+func (s *Server) handle(method, path string, h handlerFunc) {
+	if s.static[path] == nil {
+		s.static[path] = make(map[string]handlerFunc)
+	}
+	s.static[path][method] = h
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeError(w, http.StatusInternalServerError, "Internal server error")
+		}
+	}()
+
+	h := w.Header()
+	if origin := r.Header.Get("Origin"); origin != "" {
+		// Browser clients (the FLECS web app) call the console cross-origin from the device's own
+		// origin; no cookies are used, so echoing the origin is safe.
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Expose-Headers", "X-Session-Id")
+		h.Add("Vary", "Origin")
+	}
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Session-Id")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+
+	path := cleanPath(r.URL.EscapedPath())
+	methods, ok := s.static[path]
+	if !ok {
+		writeError(w, http.StatusNotFound, "Not found: "+truncate(path, 200))
+		return
+	}
+	handler, ok := methods[r.Method]
+	if !ok && r.Method == http.MethodHead {
+		handler, ok = methods[http.MethodGet]
+	}
+	if !ok {
+		allow := make([]string, 0, len(methods)+1)
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			if methods[m] != nil {
+				allow = append(allow, m)
+			}
+		}
+		h.Set("Allow", strings.Join(append(allow, "OPTIONS"), ", "))
+		writeError(w, http.StatusMethodNotAllowed, "Method "+truncate(r.Method, 20)+" not allowed on "+path)
+		return
+	}
+	handler(w, r)
+}
+
+// cleanPath collapses runs of '/' and drops a trailing '/', without any redirect: FLECS Core sends
+// //api/v2/... (wire contract §1.1).
+func cleanPath(p string) string {
+	if !strings.Contains(p, "//") && (len(p) <= 1 || p[len(p)-1] != '/') {
+		return p
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && i > 0 && p[i-1] == '/' {
+			continue
+		}
+		b.WriteByte(p[i])
+	}
+	out := b.String()
+	if len(out) > 1 && out[len(out)-1] == '/' {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,115 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"openconsole"
+)
+
+type successBody struct {
+	StatusCode int    `json:"statusCode"`
+	StatusText string `json:"statusText"`
+	Data       any    `json:"data"`
+}
+
+type errorBody struct {
+	Reason     string `json:"reason"`
+	StatusCode int    `json:"statusCode"`
+	StatusText string `json:"statusText"`
+}
+
+// writeData writes the success envelope with data.
+func writeData(w http.ResponseWriter, status int, data any) {
+	b, err := json.Marshal(successBody{StatusCode: status, StatusText: http.StatusText(status), Data: data})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "Internal server error")
+		return
+	}
+	writeJSON(w, status, b)
+}
+
+// writeError writes the error envelope. statusCode always equals the HTTP status.
+func writeError(w http.ResponseWriter, status int, reason string) {
+	b, _ := json.Marshal(errorBody{Reason: reason, StatusCode: status, StatusText: http.StatusText(status)})
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// writeNoContent writes a 204: no body and no Content-Type (wire contract §1.2).
+func writeNoContent(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// statusOf maps domain error codes to HTTP statuses: the one table for the console API.
+var statusOf = map[string]int{
+	openconsole.EINVALID:       http.StatusBadRequest,
+	openconsole.EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	openconsole.ECONFLICT:      http.StatusUnprocessableEntity, // a duplicate serial is 422 (§2.5)
+	openconsole.ENOTFOUND:      http.StatusNotFound,
+	openconsole.EUNAUTHORIZED:  http.StatusUnauthorized,
+	openconsole.EFORBIDDEN:     http.StatusForbidden,
+}
+
+// fail answers err in the error envelope. Domain errors carry their own reason; anything else is
+// logged and answered 500 with the endpoint's fixed reason, so no internal detail reaches a client.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, internalReason string) {
+	if status, ok := statusOf[openconsole.ErrorCode(err)]; ok {
+		writeError(w, status, openconsole.ErrorMessage(err))
+		return
+	}
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, internalReason)
+}
+
+// setSession sets the X-Session-Id response header to the JSON object {id,timestamp}: both fields
+// always (wire contract §1.4).
+func setSession(w http.ResponseWriter, ref openconsole.SessionRef) {
+	b := make([]byte, 0, 80)
+	b = append(b, `{"id":"`...)
+	b = append(b, ref.ID...)
+	b = append(b, `","timestamp":`...)
+	b = strconv.AppendInt(b, ref.Timestamp, 10)
+	b = append(b, '}')
+	w.Header()["X-Session-Id"] = []string{string(b)}
+}
+
+// decode reads the request body as JSON into v whatever the Content-Type says (wire contract §1.3).
+// An empty body and the literal null leave v as it is; unknown fields are ignored. On failure it
+// answers the request itself (400 or 413) and returns false.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large (limit "+strconv.Itoa(MaxBodyBytes)+" bytes)")
+		return false
+	} else if err != nil {
+		writeError(w, http.StatusBadRequest, "Could not read request body")
+		return false
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || string(body) == "null" {
+		return true
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			writeError(w, http.StatusBadRequest, "Invalid JSON body: field "+te.Field+" has the wrong type")
+		} else {
+			writeError(w, http.StatusBadRequest, "Invalid JSON body")
+		}
+		return false
+	}
+	return true
+}

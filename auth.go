@@ -1,0 +1,146 @@
+package openconsole
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// LoginResult is a successful login: the user and, unless none was asked for, a JWT.
+type LoginResult struct {
+	User    User
+	Token   string // "" when no token was issued
+	Expires int64  // token expiry, Unix seconds
+}
+
+// Login checks a username and password and issues a JWT when issueJWT is true. An unknown user and a
+// wrong password give the same ErrBadCredentials, after the same amount of work.
+func (s *Service) Login(ctx context.Context, username, password string, issueJWT bool) (LoginResult, error) {
+	u, err := s.store.UserByUsername(ctx, username)
+	if errors.Is(err, ErrNotFound) {
+		CheckPassword(dummyHash, password)
+		return LoginResult{}, ErrBadCredentials
+	} else if err != nil {
+		return LoginResult{}, fmt.Errorf("login: %w", err)
+	}
+	if !CheckPassword(u.PasswordHash, password) {
+		return LoginResult{}, ErrBadCredentials
+	}
+	res := LoginResult{User: u}
+	if issueJWT {
+		res.Token, res.Expires = s.IssueToken(u.ID)
+	}
+	return res, nil
+}
+
+// IssueToken signs a JWT for a user with the current key and returns it with its expiry in Unix
+// seconds.
+func (s *Service) IssueToken(userID int64) (string, int64) {
+	now := s.now()
+	exp := now.Add(s.opts.TokenTTL).Unix()
+	c := Claims{Issuer: TokenIssuer, IssuedAt: now.Unix(), Expires: exp, ID: NewSessionID(), UserID: userID}
+	return signToken(s.keys.Load().current, c), exp
+}
+
+// Authenticate verifies a console JWT and returns its claims and its user. A token that is malformed,
+// expired, signed by an unknown key or names a user that no longer exists gives ErrInvalidToken.
+func (s *Service) Authenticate(ctx context.Context, token string) (User, Claims, error) {
+	c, err := s.parseToken(ctx, token)
+	if err != nil {
+		return User{}, Claims{}, err
+	}
+	u, err := s.store.UserByID(ctx, c.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, Claims{}, ErrInvalidToken
+	} else if err != nil {
+		return User{}, Claims{}, fmt.Errorf("authenticate: %w", err)
+	}
+	return u, c, nil
+}
+
+func (s *Service) parseToken(ctx context.Context, token string) (Claims, error) {
+	now := s.now()
+	lookup := func(kid string) (SigningKey, bool) {
+		k, ok := s.keys.Load().byID[kid]
+		if !ok && s.loadKeys(ctx, false) == nil {
+			// Another process may have added the key since we loaded ours.
+			k, ok = s.keys.Load().byID[kid]
+		}
+		return k, ok
+	}
+	return parseToken(token, lookup, now)
+}
+
+// keyReloadInterval bounds how often unknown key ids make us re-read the signing keys.
+const keyReloadInterval = time.Second
+
+// loadKeys reads the signing keys from the store, creating the first one if there is none. Unless
+// force is set it does nothing when the keys were read less than keyReloadInterval ago.
+func (s *Service) loadKeys(ctx context.Context, force bool) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	if !force && time.Since(s.keysLoaded) < keyReloadInterval {
+		return errors.New("signing keys read recently")
+	}
+	s.keysLoaded = time.Now()
+	keys, err := s.store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	if len(keys) == 0 {
+		k := NewSigningKey(s.now())
+		if err := s.store.Update(ctx, func(tx Tx) error { return tx.AddSigningKey(k) }); err != nil {
+			return fmt.Errorf("create signing key: %w", err)
+		}
+		if keys, err = s.store.SigningKeys(ctx); err != nil {
+			return fmt.Errorf("load signing keys: %w", err)
+		}
+	}
+	if len(keys) == 0 {
+		return errors.New("load signing keys: none stored")
+	}
+	r := &keyring{current: keys[len(keys)-1], byID: make(map[string]SigningKey, len(keys))}
+	for _, k := range keys {
+		r.byID[k.ID] = k
+	}
+	s.keys.Store(r)
+	return nil
+}
+
+// RegisterSerial registers a device serial number on behalf of a vendor (wire contract §2.5). The
+// serial becomes a license of kind serial with one seat. Errors: EFORBIDDEN when the user is no
+// vendor, EUNPROCESSABLE for a bad field, ECONFLICT when the serial number (or a license key equal
+// to it) exists already.
+func (s *Service) RegisterSerial(ctx context.Context, vendor User, in SerialInput) (Serial, error) {
+	if !vendor.Vendor {
+		return Serial{}, Errorf(EFORBIDDEN, "Only vendor accounts may register serial numbers")
+	}
+	return s.registerSerial(ctx, vendor.ID, in)
+}
+
+func (s *Service) registerSerial(ctx context.Context, by int64, in SerialInput) (Serial, error) {
+	if err := in.check(); err != nil {
+		return Serial{}, err
+	}
+	now := s.now().UTC().Truncate(time.Millisecond)
+	var out Serial
+	err := s.store.Update(ctx, func(tx Tx) error {
+		lic, err := tx.CreateLicense(License{Key: in.SerialNumber, Kind: KindSerial, Seats: 1, CreatedAt: now})
+		if ErrorCode(err) == ECONFLICT {
+			return Errorf(ECONFLICT, "Serial number %s is already registered", in.SerialNumber)
+		} else if err != nil {
+			return err
+		}
+		out = Serial{
+			LicenseID: lic.ID, SerialNumber: in.SerialNumber, Model: in.Model,
+			ManufacturerName: in.ManufacturerName, ManufacturerID: in.ManufacturerID,
+			ManufactureDate: in.ManufactureDate, RegisteredBy: by, Status: SerialRegistered, CreatedAt: now,
+		}
+		return tx.CreateSerial(out)
+	})
+	if err != nil {
+		return Serial{}, wrap("register serial", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,104 @@
+// Command openconsole is OpenConsole in one binary: the FLECS Console server (serve) and the admin
+// CLI, which work on the same database and may run at the same time.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `Usage: openconsole [--db DSN] COMMAND [FLAGS]
+
+The database is chosen by --db or OPENCONSOLE_DB: sqlite:PATH (or a plain path) or
+postgres://USER:PASS@HOST:PORT/DB; the default is ./openconsole.db.
+
+Commands:
+  serve [--addr HOST:PORT] [--session-ttl DURATION] [--token-ttl DURATION]
+  user create --username U (--password P | --password-stdin) [--email E] [--display-name N] [--vendor] [--whitelabeled]
+  license create [--owner USERNAME] [--activations N] [--expires RFC3339] [--key KEY]
+  license list
+  license revoke KEY
+  serial register --serial SN --model M --manufacturer NAME --manufacturer-id N --date YYYY-MM-DD
+  session list [--license KEY]
+  session revoke ID
+
+Every admin command prints JSON on stdout and exits non-zero with a message on stderr on error.
+`
+
+// Run runs the command line args (without the program name) and returns the exit code: 0 on
+// success, 1 on failure, 2 on a usage error.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := &cliEnv{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, db: os.Getenv("OPENCONSOLE_DB")}
+	// A --db before the command applies to it; one after it is parsed with the command's flags.
+	for len(args) > 0 {
+		if v, ok := cutFlag(args[0], "db"); ok {
+			if v == "" && len(args) > 1 {
+				env.db, args = args[1], args[2:]
+				continue
+			}
+			env.db, args = v, args[1:]
+			continue
+		}
+		break
+	}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd != "serve" {
+		if len(rest) == 0 {
+			return env.usageErr("%s needs a subcommand", cmd)
+		}
+		cmd, rest = cmd+" "+rest[0], rest[1:]
+	}
+	run, ok := commands[cmd]
+	if !ok {
+		return env.usageErr("unknown command %q", cmd)
+	}
+	return run(env, rest)
+}
+
+// cutFlag reports whether arg is --name or -name (value "") or --name=value.
+func cutFlag(arg, name string) (string, bool) {
+	for _, p := range []string{"--" + name, "-" + name} {
+		if arg == p {
+			return "", true
+		}
+		if v, ok := cutPrefix(arg, p+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+var commands = map[string]func(*cliEnv, []string) int{
+	"serve":           cmdServe,
+	"user create":     cmdUserCreate,
+	"license create":  cmdLicenseCreate,
+	"license list":    cmdLicenseList,
+	"license revoke":  cmdLicenseRevoke,
+	"serial register": cmdSerialRegister,
+	"session list":    cmdSessionList,
+	"session revoke":  cmdSessionRevoke,
+}

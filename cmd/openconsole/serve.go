@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"openconsole"
+	"openconsole/api"
+	"openconsole/sqlstore"
+)
+
+func cmdServe(e *cliEnv, args []string) int {
+	fs := e.flags("serve")
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	sessionTTL := fs.Duration("session-ttl", 0, "idle timeout of a session (0: none)")
+	tokenTTL := fs.Duration("token-ttl", 24*time.Hour, "lifetime of a login JWT")
+	maxConns := fs.Int("db-max-conns", 16, "database connections (SQLite: readers; PostgreSQL: pool size)")
+	stmtTimeout := fs.Duration("db-statement-timeout", 10*time.Second, "PostgreSQL statement timeout")
+	connTimeout := fs.Duration("db-connect-timeout", 5*time.Second, "PostgreSQL connect timeout")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight")
+	if _, ok := e.parse(fs, args, 0); !ok {
+		return 2
+	}
+	if *tokenTTL <= 0 || *tokenTTL > 365*24*time.Hour {
+		return e.usageErr("--token-ttl must be between 1s and 8760h")
+	}
+	if *sessionTTL < 0 {
+		return e.usageErr("--session-ttl must not be negative")
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	svc, st, closeAll, err := e.open(
+		sqlstore.Options{MaxConns: *maxConns, StatementTimeout: *stmtTimeout, ConnectTimeout: *connTimeout},
+		openconsole.Options{SessionTTL: *sessionTTL, TokenTTL: *tokenTTL, Logger: log})
+	if err != nil {
+		return e.fail(err)
+	}
+	defer closeAll()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return e.fail(err)
+	}
+	srv := &http.Server{
+		Handler:           api.New(svc, log),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("openconsole listening", "addr", ln.Addr().String(), "db", redactDSN(e.dsn()), "engine", st.Engine())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return e.fail(err)
+	case <-e.ctx.Done():
+	}
+	// Stop accepting, let requests in flight finish, then write out pending state and close the
+	// database (deferred above).
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("shutdown", "err", err)
+	}
+	return 0
+}

@@ -1,0 +1,379 @@
+package openconsole
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Service. Zero values pick the defaults.
+type Options struct {
+	// SessionTTL is the idle timeout of a session: one with no activation or validate for this long
+	// is no longer live and frees its seat. Zero means sessions never expire by idleness.
+	SessionTTL time.Duration
+	// TokenTTL is the lifetime of a JWT issued by Login (default 24h).
+	TokenTTL time.Duration
+	// TouchInterval is how often last-seen times collected by validate are written (default 1s).
+	TouchInterval time.Duration
+	// Now is the clock (default time.Now). Tests inject their own.
+	Now func() time.Time
+	// Logger receives background failures (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Service holds the business rules of OpenConsole. It is safe for concurrent use; Close it to write
+// out pending bookkeeping.
+type Service struct {
+	store Store
+	opts  Options
+	now   func() time.Time
+	log   *slog.Logger
+
+	keys       atomic.Pointer[keyring]
+	keysMu     sync.Mutex // serialises reloads of keys
+	keysLoaded time.Time
+
+	seenMu sync.Mutex
+	seen   map[string]time.Time // last-seen times not yet written
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+type keyring struct {
+	current SigningKey
+	byID    map[string]SigningKey
+}
+
+// NewService returns a Service on store. It creates the JWT signing key on first start and starts
+// the background writer of last-seen times.
+func NewService(ctx context.Context, store Store, opts Options) (*Service, error) {
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = 24 * time.Hour
+	}
+	if opts.TouchInterval <= 0 {
+		opts.TouchInterval = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Service{
+		store: store, opts: opts, now: opts.Now, log: opts.Logger,
+		seen: make(map[string]time.Time),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if err := s.loadKeys(ctx, true); err != nil {
+		return nil, err
+	}
+	go s.flushLoop()
+	return s, nil
+}
+
+// Close writes out pending last-seen times and stops the background writer. It does not close the
+// store.
+func (s *Service) Close() error {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+	return s.flushSeen(context.Background())
+}
+
+// SessionRef is a session as the wire shows it: X-Session-Id {id, timestamp}.
+type SessionRef struct {
+	ID        string
+	Timestamp int64
+}
+
+// ActivateInput is an activation request as a device sends it.
+type ActivateInput struct {
+	LicenseKey    string // the licenseKey from the body; "" when none was sent
+	SessionID     string // the X-Session-Id header, raw
+	Authorization string // the Authorization header, raw
+	HasAuth       bool   // whether an Authorization header was sent at all
+}
+
+// Activation is the outcome of a successful activation.
+type Activation struct {
+	Session    SessionRef
+	LicenseKey string
+	// Created is true when a new session was issued (HTTP 200) and false when the session the
+	// device presented is still live on the license (HTTP 204).
+	Created bool
+}
+
+// Activate activates a device (wire contract §3.3): by license key or serial number when one is
+// given, else from the licenses of the user whose bearer token is presented. Refusals are the
+// EFORBIDDEN errors ErrLicenseNotFound, ErrLicenseInvalid, ErrMaxActivations,
+// ErrMissingAuthorization, ErrInvalidAuthorization, ErrTokenRefused and ErrNoRemainingSeats.
+func (s *Service) Activate(ctx context.Context, in ActivateInput) (Activation, error) {
+	sid, _ := ParseSessionID(in.SessionID)
+	if in.LicenseKey != "" {
+		return s.activateKey(ctx, in.LicenseKey, sid)
+	}
+	if !in.HasAuth {
+		return Activation{}, ErrMissingAuthorization
+	}
+	scheme, token, _ := strings.Cut(strings.TrimSpace(in.Authorization), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return Activation{}, ErrInvalidAuthorization
+	}
+	claims, err := s.parseToken(ctx, token)
+	if err != nil {
+		return Activation{}, ErrTokenRefused
+	}
+	return s.activateBearer(ctx, claims.UserID, sid)
+}
+
+func (s *Service) activateKey(ctx context.Context, key, sid string) (Activation, error) {
+	now := s.now()
+	// A device that is still active re-activates on every start: answer it from a read, without
+	// taking the write lock.
+	if sid != "" {
+		st, err := s.store.SessionState(ctx, sid)
+		if err == nil && st.License.Key == key && s.live(st, now) {
+			s.touch(sid, now)
+			return Activation{Session: SessionRef{sid, st.Session.Timestamp}, LicenseKey: key}, nil
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
+			return Activation{}, fmt.Errorf("activate: %w", err)
+		}
+	}
+	var out Activation
+	err := s.store.Update(ctx, func(tx Tx) error {
+		out = Activation{}
+		lic, err := tx.LicenseByKey(key)
+		if errors.Is(err, ErrNotFound) {
+			return ErrLicenseNotFound
+		} else if err != nil {
+			return err
+		}
+		if !lic.Usable(now) {
+			return ErrLicenseInvalid
+		}
+		if ref, ok, err := s.liveSessionIn(tx, sid, now, lic); err != nil || ok {
+			out = Activation{Session: ref, LicenseKey: key}
+			return err
+		}
+		ref, err := s.issue(tx, lic, now)
+		if err != nil {
+			return err
+		}
+		if ref.ID == "" {
+			return ErrMaxActivations
+		}
+		out = Activation{Session: ref, LicenseKey: lic.Key, Created: true}
+		return nil
+	})
+	if err != nil {
+		return Activation{}, wrap("activate", err)
+	}
+	if !out.Created {
+		s.touch(out.Session.ID, now)
+	}
+	return out, nil
+}
+
+func (s *Service) activateBearer(ctx context.Context, userID int64, sid string) (Activation, error) {
+	now := s.now()
+	if sid != "" {
+		st, err := s.store.SessionState(ctx, sid)
+		if err == nil && st.License.OwnerID == userID && st.License.Kind == KindKey && s.live(st, now) {
+			s.touch(sid, now)
+			return Activation{Session: SessionRef{sid, st.Session.Timestamp}, LicenseKey: st.License.Key}, nil
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
+			return Activation{}, fmt.Errorf("activate: %w", err)
+		}
+	}
+	var out Activation
+	err := s.store.Update(ctx, func(tx Tx) error {
+		out = Activation{}
+		lics, err := tx.LicensesByOwner(userID)
+		if err != nil {
+			return err
+		}
+		for _, lic := range lics {
+			if !lic.Usable(now) {
+				continue
+			}
+			if ref, ok, err := s.liveSessionIn(tx, sid, now, lic); err != nil || ok {
+				out = Activation{Session: ref, LicenseKey: lic.Key}
+				return err
+			}
+		}
+		for _, lic := range lics {
+			if !lic.Usable(now) {
+				continue
+			}
+			ref, err := s.issue(tx, lic, now)
+			if err != nil {
+				return err
+			}
+			if ref.ID != "" {
+				out = Activation{Session: ref, LicenseKey: lic.Key, Created: true}
+				return nil
+			}
+		}
+		return ErrNoRemainingSeats
+	})
+	if err != nil {
+		return Activation{}, wrap("activate", err)
+	}
+	if !out.Created {
+		s.touch(out.Session.ID, now)
+	}
+	return out, nil
+}
+
+// liveSessionIn reports whether sid names a live session of lic, within tx.
+func (s *Service) liveSessionIn(tx Tx, sid string, now time.Time, lic License) (SessionRef, bool, error) {
+	if sid == "" {
+		return SessionRef{}, false, nil
+	}
+	sess, err := tx.Session(sid)
+	if errors.Is(err, ErrNotFound) {
+		return SessionRef{}, false, nil
+	} else if err != nil {
+		return SessionRef{}, false, err
+	}
+	if sess.LicenseID != lic.ID || !s.live(SessionState{Session: sess, License: lic}, now) {
+		return SessionRef{}, false, nil
+	}
+	return SessionRef{sess.ID, sess.Timestamp}, true, nil
+}
+
+// issue creates a new session on lic if it has a free seat. It returns a zero SessionRef when the
+// license is full. The caller holds lic's lock (it was read through tx).
+func (s *Service) issue(tx Tx, lic License, now time.Time) (SessionRef, error) {
+	n, err := tx.CountLiveSessions(lic.ID, s.liveSince(now))
+	if err != nil {
+		return SessionRef{}, err
+	}
+	if n >= lic.Seats {
+		return SessionRef{}, nil
+	}
+	ts, err := tx.NextTimestamp(now)
+	if err != nil {
+		return SessionRef{}, err
+	}
+	sess := Session{ID: NewSessionID(), LicenseID: lic.ID, Timestamp: ts, CreatedAt: now, LastSeenAt: now}
+	if err := tx.CreateSession(sess); err != nil {
+		return SessionRef{}, err
+	}
+	if lic.Kind == KindSerial {
+		if err := tx.MarkSerialActivated(lic.ID); err != nil {
+			return SessionRef{}, err
+		}
+	}
+	return SessionRef{sess.ID, sess.Timestamp}, nil
+}
+
+// Validate reports whether the session named by the raw X-Session-Id value is live (wire contract
+// §2.4). A missing, malformed, unknown, revoked or expired session is simply not valid; an error
+// means the store failed. A valid check counts as activity for the idle timeout.
+func (s *Service) Validate(ctx context.Context, rawSessionID string) (SessionRef, bool, error) {
+	sid, ok := ParseSessionID(rawSessionID)
+	if !ok {
+		return SessionRef{}, false, nil
+	}
+	st, err := s.store.SessionState(ctx, sid)
+	if errors.Is(err, ErrNotFound) {
+		return SessionRef{}, false, nil
+	} else if err != nil {
+		return SessionRef{}, false, fmt.Errorf("validate: %w", err)
+	}
+	now := s.now()
+	if !s.live(st, now) {
+		return SessionRef{}, false, nil
+	}
+	s.touch(sid, now)
+	return SessionRef{sid, st.Session.Timestamp}, true, nil
+}
+
+// live reports whether a session is live at now: not revoked, its license usable, and not idle for
+// longer than the session TTL (counting activity not yet written to the store).
+func (s *Service) live(st SessionState, now time.Time) bool {
+	if !st.Session.RevokedAt.IsZero() || !st.License.Usable(now) {
+		return false
+	}
+	if s.opts.SessionTTL <= 0 {
+		return true
+	}
+	last := st.Session.LastSeenAt
+	s.seenMu.Lock()
+	if t, ok := s.seen[st.Session.ID]; ok && t.After(last) {
+		last = t
+	}
+	s.seenMu.Unlock()
+	return now.Sub(last) < s.opts.SessionTTL
+}
+
+// liveSince is the oldest last-seen time of a live session at now.
+func (s *Service) liveSince(now time.Time) time.Time {
+	if s.opts.SessionTTL <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-s.opts.SessionTTL)
+}
+
+// touch records activity of a session; flushLoop writes it out in batches, off the request path.
+func (s *Service) touch(id string, now time.Time) {
+	s.seenMu.Lock()
+	s.seen[id] = now
+	s.seenMu.Unlock()
+}
+
+func (s *Service) flushLoop() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.TouchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.flushSeen(context.Background()); err != nil {
+				s.log.Warn("write last-seen times", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Service) flushSeen(ctx context.Context) error {
+	s.seenMu.Lock()
+	batch := s.seen
+	if len(batch) == 0 {
+		s.seenMu.Unlock()
+		return nil
+	}
+	s.seen = make(map[string]time.Time, len(batch))
+	s.seenMu.Unlock()
+	if err := s.store.TouchSessions(ctx, batch); err != nil {
+		// Put the batch back so the next flush tries again; newer activity wins.
+		s.seenMu.Lock()
+		for id, t := range batch {
+			if cur, ok := s.seen[id]; !ok || t.After(cur) {
+				s.seen[id] = t
+			}
+		}
+		s.seenMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// wrap passes domain errors through unchanged and prefixes storage errors with op.
+func wrap(op string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

@@ -1,0 +1,351 @@
+// Package sqlstore is the one openconsole.Store, on embedded SQLite (the default, pure Go) or on
+// PostgreSQL. The SQL is hand-written in the subset both engines share; the few statements that
+// differ sit in the dialect table below.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"openconsole"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Options tune the connection pools. Zero values pick the defaults.
+type Options struct {
+	// MaxConns caps the connections of the read pool (SQLite) or of the pool (PostgreSQL).
+	// Default 16.
+	MaxConns int
+	// StatementTimeout bounds each PostgreSQL statement (default 10s).
+	StatementTimeout time.Duration
+	// ConnectTimeout bounds establishing a PostgreSQL connection (default 5s).
+	ConnectTimeout time.Duration
+}
+
+// Store is an openconsole.Store on a SQL database.
+type Store struct {
+	d     *dialect
+	w     *sql.DB // writes: one connection on SQLite, so that writers queue in Go
+	r     *sql.DB // reads: a pool; the same as w on PostgreSQL
+	state *sql.Stmt
+}
+
+var _ openconsole.Store = (*Store)(nil)
+
+// dialect holds what differs between the engines.
+type dialect struct {
+	name       string
+	forUpdate  string // appended to SELECTs that lock license rows
+	nextClock  string
+	bindDollar bool // placeholders are $1, $2, ... rather than ?
+}
+
+var (
+	sqliteDialect = &dialect{
+		name:      "sqlite",
+		nextClock: `UPDATE clock SET last_ms = max(last_ms + 1, ?) WHERE id = 1 RETURNING last_ms`,
+	}
+	postgresDialect = &dialect{
+		name:       "postgres",
+		forUpdate:  " FOR UPDATE",
+		nextClock:  `UPDATE clock SET last_ms = GREATEST(last_ms + 1, ?) WHERE id = 1 RETURNING last_ms`,
+		bindDollar: true,
+	}
+)
+
+// q rewrites a query written with ? placeholders for the engine.
+func (d *dialect) q(query string) string {
+	if !d.bindDollar {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// Open opens the database named by dsn and brings its schema up to date. dsn is
+// postgres://... (or postgresql://...), sqlite:PATH, or a plain file path for SQLite.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 16
+	}
+	if opts.StatementTimeout <= 0 {
+		opts.StatementTimeout = 10 * time.Second
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 5 * time.Second
+	}
+	var s *Store
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s, err = openPostgres(dsn, opts)
+	} else {
+		s, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"), opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.state, err = s.r.PrepareContext(ctx, s.d.q(sessionStateQuery)); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	return s, nil
+}
+
+func openSQLite(file string, opts Options) (*Store, error) {
+	if file == "" {
+		return nil, errors.New("open: empty SQLite path")
+	}
+	// FULL: every commit is on disk before it returns, so an acknowledged activation survives a
+	// crash of the machine, not only of the process.
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	w, err := sql.Open("sqlite", file+"?"+pragmas+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	if err := w.Ping(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	r, err := sql.Open("sqlite", file+"?"+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	r.SetMaxOpenConns(opts.MaxConns)
+	r.SetMaxIdleConns(opts.MaxConns)
+	r.SetConnMaxIdleTime(0)
+	r.SetConnMaxLifetime(0)
+	return &Store{d: sqliteDialect, w: w, r: r}, nil
+}
+
+func openPostgres(dsn string, opts Options) (*Store, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open: bad PostgreSQL DSN: %w", err)
+	}
+	q := u.Query()
+	if q.Get("connect_timeout") == "" {
+		q.Set("connect_timeout", strconv.Itoa(int((opts.ConnectTimeout+time.Second-1)/time.Second)))
+	}
+	if q.Get("statement_timeout") == "" {
+		q.Set("statement_timeout", strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10))
+	}
+	u.RawQuery = q.Encode()
+	db, err := sql.Open("pgx", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	db.SetMaxOpenConns(opts.MaxConns)
+	db.SetMaxIdleConns(opts.MaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), opts.ConnectTimeout)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open PostgreSQL: %w", err)
+	}
+	return &Store{d: postgresDialect, w: db, r: db}, nil
+}
+
+// Engine names the database engine: "sqlite" or "postgres".
+func (s *Store) Engine() string { return s.d.name }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if s.state != nil {
+		s.state.Close()
+	}
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// migrate applies the embedded migrations the database has not seen, each in its own
+// transaction, and refuses a database whose schema is newer than this build knows.
+func (s *Store) migrate(ctx context.Context) error {
+	dir := path.Join("migrations", s.d.name)
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	type mig struct {
+		version int
+		name    string
+	}
+	var all []mig
+	for _, e := range entries {
+		v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migrate: bad migration name %s", e.Name())
+		}
+		all = append(all, mig{v, e.Name()})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].version < all[j].version })
+	known := 0
+	if len(all) > 0 {
+		known = all[len(all)-1].version
+	}
+
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range all {
+		body, err := fs.ReadFile(migrations, path.Join(dir, m.name))
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			if s.d == postgresDialect {
+				// Servers starting together on one database migrate one at a time.
+				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7401)`); err != nil {
+					return err
+				}
+			}
+			var current int
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+				return err
+			}
+			if current > known {
+				return fmt.Errorf("the database schema is at version %d, newer than this build of OpenConsole knows (%d); upgrade OpenConsole", current, known)
+			}
+			if current >= m.version {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+				m.version, m.name, time.Now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	var current int
+	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if current > known {
+		return fmt.Errorf("migrate: the database schema is at version %d, newer than this build of OpenConsole knows (%d); upgrade OpenConsole", current, known)
+	}
+	return nil
+}
+
+// inTx runs fn in a write transaction, retrying on PostgreSQL serialization failures and deadlocks.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.tryTx(ctx, fn)
+		if err == nil || attempt >= 5 || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// retryable reports whether a transaction failed in a way that running it again may cure.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	return false
+}
+
+// isUnique reports whether err is a unique or primary-key violation, by driver error code.
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	return false
+}
+
+// Millisecond times: 0 (or NULL) is the zero time.
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func nullMS(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func fromNullMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMS(v.Int64)
+}
