@@ -146,6 +146,9 @@ func (s *Service) activateKey(ctx context.Context, key, sid string) (Activation,
 			return Activation{}, fmt.Errorf("activate: %w", err)
 		}
 	}
+	if err := s.flushForSeats(ctx); err != nil {
+		return Activation{}, fmt.Errorf("activate: %w", err)
+	}
 	var out Activation
 	err := s.store.Update(ctx, func(tx Tx) error {
 		out = Activation{}
@@ -191,6 +194,9 @@ func (s *Service) activateBearer(ctx context.Context, userID int64, sid string) 
 		} else if err != nil && !errors.Is(err, ErrNotFound) {
 			return Activation{}, fmt.Errorf("activate: %w", err)
 		}
+	}
+	if err := s.flushForSeats(ctx); err != nil {
+		return Activation{}, fmt.Errorf("activate: %w", err)
 	}
 	var out Activation
 	err := s.store.Update(ctx, func(tx Tx) error {
@@ -330,6 +336,17 @@ func (s *Service) touch(id string, now time.Time) {
 	s.seenMu.Unlock()
 }
 
+// flushForSeats writes pending activity before seats are counted, when an idle timeout makes
+// last-seen times decide which sessions hold a seat: a device that validated a moment ago must not
+// lose its seat because that validate was not written yet. (Activity on other servers is written
+// within their TouchInterval; that is the granularity of the idle timeout across servers.)
+func (s *Service) flushForSeats(ctx context.Context) error {
+	if s.opts.SessionTTL <= 0 {
+		return nil
+	}
+	return s.flushSeen(ctx)
+}
+
 func (s *Service) flushLoop() {
 	defer close(s.done)
 	t := time.NewTicker(s.opts.TouchInterval)
@@ -371,6 +388,9 @@ func (s *Service) flushSeen(ctx context.Context) error {
 
 // wrap passes domain errors through unchanged and prefixes storage errors with op.
 func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return err

@@ -1,0 +1,9 @@
+package sqlstore
+
+import "context"
+
+// ExecForTest runs a statement on the store's writer, for tests that must corrupt or age a database.
+func ExecForTest(ctx context.Context, s *Store, query string) error {
+	_, err := s.w.ExecContext(ctx, query)
+	return err
+}

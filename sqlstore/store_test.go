@@ -1,0 +1,342 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"openconsole"
+	"openconsole/sqlstore"
+	"openconsole/sqlstore/sqlstoretest"
+)
+
+var ctx = context.Background()
+
+func open(t *testing.T, dsn string) *sqlstore.Store {
+	t.Helper()
+	st, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func update(t *testing.T, st *sqlstore.Store, fn func(tx openconsole.Tx) error) {
+	t.Helper()
+	if err := st.Update(ctx, fn); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
+
+func TestMigrationsAreIdempotentAndRefuseNewerSchema(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		st := open(t, dsn)
+		update(t, st, func(tx openconsole.Tx) error {
+			_, err := tx.CreateUser(openconsole.User{Username: "a", PasswordHash: "h", CreatedAt: t0})
+			return err
+		})
+		st.Close()
+
+		// Opening again applies nothing and keeps the data.
+		st = open(t, dsn)
+		if _, err := st.UserByUsername(ctx, "a"); err != nil {
+			t.Fatalf("user after reopen: %v", err)
+		}
+		// A schema from a future build is refused.
+		if err := sqlstore.ExecForTest(ctx, st, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		_, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
+		if err == nil || !strings.Contains(err.Error(), "newer than this build") {
+			t.Fatalf("open on a newer schema: err = %v, want a refusal", err)
+		}
+	})
+}
+
+func TestUsers(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		st := open(t, dsn)
+		var u openconsole.User
+		update(t, st, func(tx openconsole.Tx) error {
+			var err error
+			u, err = tx.CreateUser(openconsole.User{Username: "m1", Email: "m@x", DisplayName: "M", PasswordHash: "h",
+				Vendor: true, Whitelabeled: true, CreatedAt: t0})
+			return err
+		})
+		if u.ID <= 0 {
+			t.Fatalf("id = %d, want > 0", u.ID)
+		}
+		got, err := st.UserByID(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := u
+		want.CreatedAt = t0.Truncate(time.Millisecond)
+		if got != want {
+			t.Errorf("UserByID = %+v, want %+v", got, want)
+		}
+		if got, _ := st.UserByUsername(ctx, "m1"); got != want {
+			t.Errorf("UserByUsername = %+v, want %+v", got, want)
+		}
+		if _, err := st.UserByUsername(ctx, "nobody"); !errors.Is(err, openconsole.ErrNotFound) {
+			t.Errorf("unknown user: err = %v, want ErrNotFound", err)
+		}
+		err = st.Update(ctx, func(tx openconsole.Tx) error {
+			_, err := tx.CreateUser(openconsole.User{Username: "m1", PasswordHash: "h", CreatedAt: t0})
+			return err
+		})
+		if openconsole.ErrorCode(err) != openconsole.ECONFLICT {
+			t.Errorf("duplicate user: err = %v, want ECONFLICT", err)
+		}
+	})
+}
+
+func TestLicensesAndSerials(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		st := open(t, dsn)
+		var owner openconsole.User
+		var a, b, sn openconsole.License
+		update(t, st, func(tx openconsole.Tx) error {
+			var err error
+			if owner, err = tx.CreateUser(openconsole.User{Username: "o", PasswordHash: "h", CreatedAt: t0}); err != nil {
+				return err
+			}
+			if a, err = tx.CreateLicense(openconsole.License{Key: "AAAA", Kind: openconsole.KindKey, OwnerID: owner.ID, Seats: 2,
+				ExpiresAt: t0.Add(time.Hour), CreatedAt: t0}); err != nil {
+				return err
+			}
+			if b, err = tx.CreateLicense(openconsole.License{Key: "BBBB", Kind: openconsole.KindKey, OwnerID: owner.ID, Seats: 1, CreatedAt: t0}); err != nil {
+				return err
+			}
+			if sn, err = tx.CreateLicense(openconsole.License{Key: "SN1", Kind: openconsole.KindSerial, Seats: 1, CreatedAt: t0}); err != nil {
+				return err
+			}
+			return tx.CreateSerial(openconsole.Serial{LicenseID: sn.ID, SerialNumber: "SN1", Model: "m", ManufacturerName: "x",
+				ManufacturerID: 791, ManufactureDate: "2025-01-01", RegisteredBy: owner.ID, CreatedAt: t0})
+		})
+		got, err := st.LicenseByKey(ctx, "AAAA")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID != a.ID || got.OwnerID != owner.ID || got.Seats != 2 || !got.ExpiresAt.Equal(t0.Add(time.Hour).Truncate(time.Millisecond)) ||
+			!got.RevokedAt.IsZero() || got.Kind != openconsole.KindKey {
+			t.Errorf("LicenseByKey = %+v", got)
+		}
+		if _, err := st.LicenseByKey(ctx, "aaaa"); !errors.Is(err, openconsole.ErrNotFound) {
+			t.Errorf("keys are exact: err = %v, want ErrNotFound", err)
+		}
+
+		// In a transaction: the owner's key licenses in id order, serials excluded.
+		update(t, st, func(tx openconsole.Tx) error {
+			ls, err := tx.LicensesByOwner(owner.ID)
+			if err != nil {
+				return err
+			}
+			if len(ls) != 2 || ls[0].ID != a.ID || ls[1].ID != b.ID {
+				t.Errorf("LicensesByOwner = %+v, want [AAAA BBBB]", ls)
+			}
+			return nil
+		})
+
+		// Duplicate key (a serial equal to a license key too) is a conflict.
+		err = st.Update(ctx, func(tx openconsole.Tx) error {
+			_, err := tx.CreateLicense(openconsole.License{Key: "SN1", Kind: openconsole.KindKey, Seats: 1, CreatedAt: t0})
+			return err
+		})
+		if openconsole.ErrorCode(err) != openconsole.ECONFLICT {
+			t.Errorf("duplicate key: err = %v, want ECONFLICT", err)
+		}
+
+		sr, err := st.SerialByLicense(ctx, sn.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sr.SerialNumber != "SN1" || sr.ManufacturerID != 791 || sr.Status != openconsole.SerialRegistered || sr.RegisteredBy != owner.ID {
+			t.Errorf("SerialByLicense = %+v", sr)
+		}
+		update(t, st, func(tx openconsole.Tx) error { return tx.MarkSerialActivated(sn.ID) })
+		if sr, _ = st.SerialByLicense(ctx, sn.ID); sr.Status != openconsole.SerialActivated {
+			t.Errorf("status after MarkSerialActivated = %d, want %d", sr.Status, openconsole.SerialActivated)
+		}
+
+		// Revocation, once; unknown keys are not found.
+		update(t, st, func(tx openconsole.Tx) error { return tx.RevokeLicense("BBBB", t0.Add(time.Minute)) })
+		update(t, st, func(tx openconsole.Tx) error { return tx.RevokeLicense("BBBB", t0.Add(time.Hour)) })
+		if got, _ := st.LicenseByKey(ctx, "BBBB"); !got.RevokedAt.Equal(t0.Add(time.Minute).Truncate(time.Millisecond)) {
+			t.Errorf("revoked_at = %v, want the first revocation's time", got.RevokedAt)
+		}
+		err = st.Update(ctx, func(tx openconsole.Tx) error { return tx.RevokeLicense("nope", t0) })
+		if !errors.Is(err, openconsole.ErrNotFound) {
+			t.Errorf("revoke unknown: err = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestSessionsAndSeats(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		st := open(t, dsn)
+		var lic openconsole.License
+		ids := []string{openconsole.NewSessionID(), openconsole.NewSessionID(), openconsole.NewSessionID()}
+		update(t, st, func(tx openconsole.Tx) error {
+			var err error
+			if lic, err = tx.CreateLicense(openconsole.License{Key: "K", Kind: openconsole.KindKey, Seats: 3, CreatedAt: t0}); err != nil {
+				return err
+			}
+			for i, id := range ids {
+				at := t0.Add(time.Duration(i) * time.Minute)
+				if err := tx.CreateSession(openconsole.Session{ID: id, LicenseID: lic.ID, Timestamp: int64(100 + i), CreatedAt: at, LastSeenAt: at}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		count := func(since time.Time) int {
+			t.Helper()
+			var n int
+			update(t, st, func(tx openconsole.Tx) error {
+				var err error
+				n, err = tx.CountLiveSessions(lic.ID, since)
+				return err
+			})
+			return n
+		}
+		if n := count(time.Time{}); n != 3 {
+			t.Errorf("live sessions = %d, want 3", n)
+		}
+		if n := count(t0.Add(90 * time.Second)); n != 1 {
+			t.Errorf("live sessions seen since t0+90s = %d, want 1", n)
+		}
+		update(t, st, func(tx openconsole.Tx) error { return tx.RevokeSession(ids[2], t0.Add(time.Hour)) })
+		if n := count(time.Time{}); n != 2 {
+			t.Errorf("live sessions after a revocation = %d, want 2", n)
+		}
+		err := st.Update(ctx, func(tx openconsole.Tx) error { return tx.RevokeSession(openconsole.NewSessionID(), t0) })
+		if !errors.Is(err, openconsole.ErrNotFound) {
+			t.Errorf("revoke unknown session: err = %v, want ErrNotFound", err)
+		}
+
+		// Touching moves last-seen forward only, and skips unknown ids.
+		later, earlier := t0.Add(2*time.Hour), t0.Add(-time.Hour)
+		if err := st.TouchSessions(ctx, map[string]time.Time{ids[0]: later, ids[1]: earlier, openconsole.NewSessionID(): later}); err != nil {
+			t.Fatal(err)
+		}
+		s0, err := st.SessionState(ctx, ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s0.Session.LastSeenAt.Equal(later) || s0.License.Key != "K" || s0.Session.Timestamp != 100 || !s0.Session.RevokedAt.IsZero() {
+			t.Errorf("SessionState = %+v", s0)
+		}
+		s1, _ := st.SessionState(ctx, ids[1])
+		if !s1.Session.LastSeenAt.Equal(t0.Add(time.Minute)) {
+			t.Errorf("last seen after an older touch = %v, want unchanged %v", s1.Session.LastSeenAt, t0.Add(time.Minute))
+		}
+		s2, _ := st.SessionState(ctx, ids[2])
+		if s2.Session.RevokedAt.IsZero() {
+			t.Errorf("revoked session shows no revocation")
+		}
+		if _, err := st.SessionState(ctx, openconsole.NewSessionID()); !errors.Is(err, openconsole.ErrNotFound) {
+			t.Errorf("unknown session: err = %v, want ErrNotFound", err)
+		}
+
+		list, err := st.Sessions(ctx, lic.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 3 || list[0].Session.ID != ids[0] || list[2].Session.ID != ids[2] || list[0].License.Key != "K" {
+			t.Errorf("Sessions = %+v", list)
+		}
+		usage, err := st.Licenses(ctx, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(usage) != 1 || usage[0].LiveSessions != 2 {
+			t.Errorf("Licenses = %+v, want one license with 2 live sessions", usage)
+		}
+	})
+}
+
+// TestNextTimestampMonotonic: the clock guard never goes back, whatever the wall clock does, and
+// survives reopening the database.
+func TestNextTimestampMonotonic(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		st := open(t, dsn)
+		next := func(st *sqlstore.Store, now time.Time) int64 {
+			t.Helper()
+			var ts int64
+			update(t, st, func(tx openconsole.Tx) error {
+				var err error
+				ts, err = tx.NextTimestamp(now)
+				return err
+			})
+			return ts
+		}
+		a := next(st, t0)
+		if a != t0.UnixMilli() {
+			t.Errorf("first timestamp = %d, want now %d", a, t0.UnixMilli())
+		}
+		b := next(st, t0)                       // same millisecond
+		c := next(st, t0.Add(-10*time.Second)) // the clock stepped back
+		if !(b > a && c > b) {
+			t.Errorf("timestamps %d, %d, %d are not increasing", a, b, c)
+		}
+		st.Close()
+		st = open(t, dsn)
+		if d := next(st, t0.Add(-time.Hour)); d <= c {
+			t.Errorf("timestamp after reopen = %d, want > %d", d, c)
+		}
+		if e := next(st, t0.Add(time.Hour)); e != t0.Add(time.Hour).UnixMilli() {
+			t.Errorf("timestamp follows the clock forward: got %d, want %d", e, t0.Add(time.Hour).UnixMilli())
+		}
+	})
+}
+
+func TestSigningKeys(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		st := open(t, dsn)
+		k1, k2 := openconsole.NewSigningKey(t0), openconsole.NewSigningKey(t0.Add(time.Hour))
+		update(t, st, func(tx openconsole.Tx) error { return tx.AddSigningKey(k2) })
+		update(t, st, func(tx openconsole.Tx) error { return tx.AddSigningKey(k1) })
+		keys, err := st.SigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 2 || keys[0].ID != k1.ID || keys[1].ID != k2.ID || string(keys[1].Secret) != string(k2.Secret) {
+			t.Errorf("SigningKeys = %+v, want k1 then k2", keys)
+		}
+	})
+}
+
+func TestUpdateRollsBackOnError(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		st := open(t, dsn)
+		boom := errors.New("boom")
+		err := st.Update(ctx, func(tx openconsole.Tx) error {
+			if _, err := tx.CreateUser(openconsole.User{Username: "ghost", PasswordHash: "h", CreatedAt: t0}); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("err = %v, want boom", err)
+		}
+		if _, err := st.UserByUsername(ctx, "ghost"); !errors.Is(err, openconsole.ErrNotFound) {
+			t.Errorf("user of a failed transaction: err = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestOpenRefusesBadDSN(t *testing.T) {
+	if _, err := sqlstore.Open(ctx, "sqlite:", sqlstore.Options{}); err == nil {
+		t.Error("empty SQLite path accepted")
+	}
+	if _, err := sqlstore.Open(ctx, "sqlite:"+t.TempDir()+"/no/such/dir/x.db", sqlstore.Options{}); err == nil {
+		t.Error("SQLite path in a missing directory accepted")
+	}
+}
