@@ -281,7 +281,7 @@ func TestNextTimestampMonotonic(t *testing.T) {
 		if a != t0.UnixMilli() {
 			t.Errorf("first timestamp = %d, want now %d", a, t0.UnixMilli())
 		}
-		b := next(st, t0)                       // same millisecond
+		b := next(st, t0)                      // same millisecond
 		c := next(st, t0.Add(-10*time.Second)) // the clock stepped back
 		if !(b > a && c > b) {
 			t.Errorf("timestamps %d, %d, %d are not increasing", a, b, c)
