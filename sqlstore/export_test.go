@@ -7,3 +7,8 @@ func ExecForTest(ctx context.Context, s *Store, query string) error {
 	_, err := s.w.ExecContext(ctx, query)
 	return err
 }
+
+// BatchStatsForTest returns how many write transactions ran and how many Updates they carried.
+func BatchStatsForTest(s *Store) (batches, updates int64) {
+	return s.stats.batches.Load(), s.stats.updates.Load()
+}

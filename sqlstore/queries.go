@@ -213,15 +213,6 @@ func (s *Store) SigningKeys(ctx context.Context) ([]openconsole.SigningKey, erro
 	return out, rows.Err()
 }
 
-// Update implements openconsole.Store. On SQLite the transaction is BEGIN IMMEDIATE on the one
-// writer connection, so write transactions run one at a time; on PostgreSQL license rows are locked
-// with SELECT ... FOR UPDATE.
-func (s *Store) Update(ctx context.Context, fn func(openconsole.Tx) error) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		return fn(&txn{ctx: ctx, tx: tx, d: s.d})
-	})
-}
-
 type txn struct {
 	ctx context.Context
 	tx  *sql.Tx

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"openconsole"
@@ -45,6 +47,12 @@ type Store struct {
 	w     *sql.DB // writes: one connection on SQLite, so that writers queue in Go
 	r     *sql.DB // reads: a pool; the same as w on PostgreSQL
 	state *sql.Stmt
+
+	writes     chan *writeReq // to the group-commit writer
+	quit       chan struct{}
+	closeOnce  sync.Once
+	writerDone chan struct{}
+	stats      struct{ batches, updates atomic.Int64 }
 }
 
 var _ openconsole.Store = (*Store)(nil)
@@ -54,7 +62,8 @@ type dialect struct {
 	name       string
 	forUpdate  string // appended to SELECTs that lock license rows
 	nextClock  string
-	bindDollar bool // placeholders are $1, $2, ... rather than ?
+	lockClock  string // run first in every write batch, to order batches across servers
+	bindDollar bool   // placeholders are $1, $2, ... rather than ?
 }
 
 var (
@@ -66,6 +75,7 @@ var (
 		name:       "postgres",
 		forUpdate:  " FOR UPDATE",
 		nextClock:  `UPDATE clock SET last_ms = GREATEST(last_ms + 1, ?) WHERE id = 1 RETURNING last_ms`,
+		lockClock:  `SELECT last_ms FROM clock WHERE id = 1 FOR UPDATE`,
 		bindDollar: true,
 	}
 )
@@ -119,6 +129,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
+	s.writes, s.quit, s.writerDone = make(chan *writeReq), make(chan struct{}), make(chan struct{})
+	go s.writer()
 	return s, nil
 }
 
@@ -186,6 +198,10 @@ func (s *Store) Engine() string { return s.d.name }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.quit != nil {
+		s.closeOnce.Do(func() { close(s.quit) })
+		<-s.writerDone
+	}
 	if s.state != nil {
 		s.state.Close()
 	}
