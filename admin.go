@@ -22,8 +22,8 @@ type UserInput struct {
 // CreateUser creates a user with an argon2id-hashed password. Errors: EINVALID for a missing
 // username or password, ECONFLICT when the username is taken.
 func (s *Service) CreateUser(ctx context.Context, in UserInput) (User, error) {
-	if in.Username == "" || len(in.Username) > 128 {
-		return User{}, Errorf(EINVALID, "username must be 1 to 128 characters")
+	if !validUsername(in.Username) {
+		return User{}, Errorf(EINVALID, "username must be 1 to 128 characters, none of them a control character")
 	}
 	if in.Password == "" || len(in.Password) > 1024 {
 		return User{}, Errorf(EINVALID, "password must be 1 to 1024 characters")
@@ -105,11 +105,22 @@ func (s *Service) RegisterSerialAdmin(ctx context.Context, in SerialInput) (Seri
 // RevokeLicense revokes a license (or registered serial): its sessions stop validating and it
 // cannot be activated again. ENOTFOUND for an unknown key.
 func (s *Service) RevokeLicense(ctx context.Context, key string) error {
-	err := s.store.Update(ctx, func(tx Tx) error { return tx.RevokeLicense(key, s.now()) })
+	var id int64
+	err := s.store.Update(ctx, func(tx Tx) error {
+		lic, err := tx.LicenseByKey(key)
+		if err != nil {
+			return err
+		}
+		id = lic.ID
+		return tx.RevokeLicense(key, s.now())
+	})
 	if errors.Is(err, ErrNotFound) {
 		return Errorf(ENOTFOUND, "license not found")
+	} else if err != nil {
+		return wrap("revoke license", err)
 	}
-	return wrap("revoke license", err)
+	s.invalidate(Change{LicenseID: id})
+	return nil
 }
 
 // RevokeSession revokes one session: it stops validating and frees its seat. ENOTFOUND for an
@@ -122,8 +133,11 @@ func (s *Service) RevokeSession(ctx context.Context, id string) error {
 	err := s.store.Update(ctx, func(tx Tx) error { return tx.RevokeSession(sid, s.now()) })
 	if errors.Is(err, ErrNotFound) {
 		return Errorf(ENOTFOUND, "session not found")
+	} else if err != nil {
+		return wrap("revoke session", err)
 	}
-	return wrap("revoke session", err)
+	s.invalidate(Change{SessionID: sid})
+	return nil
 }
 
 // Licenses lists every license with its taken seats.

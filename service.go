@@ -20,6 +20,9 @@ type Options struct {
 	TokenTTL time.Duration
 	// TouchInterval is how often last-seen times collected by validate are written (default 1s).
 	TouchInterval time.Duration
+	// CacheSize bounds the sessions kept in the validate cache (default 2,000,000, about 100 MB at
+	// most). Negative disables the cache.
+	CacheSize int
 	// Now is the clock (default time.Now). Tests inject their own.
 	Now func() time.Time
 	// Logger receives background failures (default slog.Default()).
@@ -41,9 +44,13 @@ type Service struct {
 	seenMu sync.Mutex
 	seen   map[string]time.Time // last-seen times not yet written
 
+	cache *sessionCache // nil when disabled
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	pollFailLogged, pruned time.Time // owned by flushLoop
 }
 
 type keyring struct {
@@ -73,6 +80,17 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 	}
 	if err := s.loadKeys(ctx, true); err != nil {
 		return nil, err
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 2_000_000
+	}
+	if opts.CacheSize > 0 {
+		s.cache = newSessionCache(opts.CacheSize)
+		latest, err := store.Changes(ctx, -1, 0)
+		if err != nil {
+			return nil, fmt.Errorf("read change log: %w", err)
+		}
+		s.cache.lastSeq = latest[0].Seq
 	}
 	go s.flushLoop()
 	return s, nil
@@ -116,6 +134,11 @@ type Activation struct {
 func (s *Service) Activate(ctx context.Context, in ActivateInput) (Activation, error) {
 	sid, _ := ParseSessionID(in.SessionID)
 	if in.LicenseKey != "" {
+		if CheckKey(in.LicenseKey) != nil {
+			// No license or serial has such a key (both are created through CheckKey), and some
+			// could not even be looked up: PostgreSQL text cannot hold a NUL byte.
+			return Activation{}, ErrLicenseNotFound
+		}
 		return s.activateKey(ctx, in.LicenseKey, sid)
 	}
 	if !in.HasAuth {
@@ -138,7 +161,7 @@ func (s *Service) activateKey(ctx context.Context, key, sid string) (Activation,
 	// A device that is still active re-activates on every start: answer it from a read, without
 	// taking the write lock.
 	if sid != "" {
-		st, err := s.store.SessionState(ctx, sid)
+		st, err := s.lookup(ctx, sid, now)
 		if err == nil && st.License.Key == key && s.live(st, now) {
 			s.touch(sid, now)
 			return Activation{Session: SessionRef{sid, st.Session.Timestamp}, LicenseKey: key}, nil
@@ -187,7 +210,7 @@ func (s *Service) activateKey(ctx context.Context, key, sid string) (Activation,
 func (s *Service) activateBearer(ctx context.Context, userID int64, sid string) (Activation, error) {
 	now := s.now()
 	if sid != "" {
-		st, err := s.store.SessionState(ctx, sid)
+		st, err := s.lookup(ctx, sid, now)
 		if err == nil && st.License.OwnerID == userID && st.License.Kind == KindKey && s.live(st, now) {
 			s.touch(sid, now)
 			return Activation{Session: SessionRef{sid, st.Session.Timestamp}, LicenseKey: st.License.Key}, nil
@@ -289,13 +312,13 @@ func (s *Service) Validate(ctx context.Context, rawSessionID string) (SessionRef
 	if !ok {
 		return SessionRef{}, false, nil
 	}
-	st, err := s.store.SessionState(ctx, sid)
+	now := s.now()
+	st, err := s.lookup(ctx, sid, now)
 	if errors.Is(err, ErrNotFound) {
 		return SessionRef{}, false, nil
 	} else if err != nil {
 		return SessionRef{}, false, fmt.Errorf("validate: %w", err)
 	}
-	now := s.now()
 	if !s.live(st, now) {
 		return SessionRef{}, false, nil
 	}
@@ -334,6 +357,11 @@ func (s *Service) touch(id string, now time.Time) {
 	s.seenMu.Lock()
 	s.seen[id] = now
 	s.seenMu.Unlock()
+	if s.cache != nil {
+		if k, ok := keyOf(id); ok {
+			s.cache.touch(k, now.UnixMilli())
+		}
+	}
 }
 
 // flushForSeats writes pending activity before seats are counted, when an idle timeout makes
@@ -347,19 +375,74 @@ func (s *Service) flushForSeats(ctx context.Context) error {
 	return s.flushSeen(ctx)
 }
 
+// flushLoop runs the background work: writing last-seen times, and polling the change log for the
+// validate cache.
 func (s *Service) flushLoop() {
 	defer close(s.done)
-	t := time.NewTicker(s.opts.TouchInterval)
-	defer t.Stop()
+	flush := time.NewTicker(s.opts.TouchInterval)
+	defer flush.Stop()
+	var pollC <-chan time.Time
+	if s.cache != nil {
+		poll := time.NewTicker(pollInterval)
+		defer poll.Stop()
+		pollC = poll.C
+		s.pollChanges()
+	}
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
+		case <-flush.C:
 			if err := s.flushSeen(context.Background()); err != nil {
 				s.log.Warn("write last-seen times", "err", err)
 			}
+		case <-pollC:
+			s.pollChanges()
 		}
+	}
+}
+
+// pollChanges applies the change log to the cache, and now and then prunes it.
+func (s *Service) pollChanges() {
+	ctx, cancel := context.WithTimeout(context.Background(), trustWindow)
+	defer cancel()
+	if err := s.cache.poll(ctx, s.store); err != nil {
+		if time.Since(s.pollFailLogged) > 10*time.Second {
+			s.log.Warn("read change log; validate reads the database until it works again", "err", err)
+			s.pollFailLogged = time.Now()
+		}
+		return
+	}
+	if time.Since(s.pruned) > 10*time.Minute {
+		s.pruned = time.Now()
+		if err := s.store.PruneChanges(ctx, time.Now().Add(-time.Hour)); err != nil {
+			s.log.Warn("prune change log", "err", err)
+		}
+	}
+}
+
+// lookup returns a session's state from the cache, or from the store (filling the cache).
+func (s *Service) lookup(ctx context.Context, sid string, now time.Time) (SessionState, error) {
+	if s.cache == nil {
+		return s.store.SessionState(ctx, sid)
+	}
+	k, _ := keyOf(sid)
+	if st, ok := s.cache.get(k, sid, now); ok {
+		return st, nil
+	}
+	gen := s.cache.gen.Load()
+	st, err := s.store.SessionState(ctx, sid)
+	if err == nil {
+		s.cache.put(k, st, gen)
+	}
+	return st, err
+}
+
+// invalidate drops cached state after a change made by this process, at once rather than at the
+// next poll.
+func (s *Service) invalidate(ch Change) {
+	if s.cache != nil {
+		s.cache.apply([]Change{ch})
 	}
 }
 

@@ -35,7 +35,22 @@ type Store interface {
 	// SigningKeys returns every JWT signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 
+	// Changes returns the changes logged after seq, in order, at most limit of them. The
+	// transactions that revoke a session or a license log one in the same transaction. With seq < 0
+	// it returns no changes, only the latest sequence number in the last element's Seq (0 if none).
+	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	// PruneChanges deletes changes logged before the given time.
+	PruneChanges(ctx context.Context, before time.Time) error
+
 	Close() error
+}
+
+// Change is one logged change: a session (SessionID set) or a whole license (SessionID "") may
+// have stopped being live.
+type Change struct {
+	Seq       int64
+	LicenseID int64
+	SessionID string
 }
 
 // LicenseUsage is a license with the number of its live sessions (its taken seats).

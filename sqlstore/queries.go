@@ -268,7 +268,12 @@ func (t *txn) CreateSession(s openconsole.Session) error {
 }
 
 func (t *txn) RevokeSession(id string, at time.Time) error {
-	return t.expectRow(t.tx.ExecContext(t.ctx, t.d.q(`UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`), ms(at), id))
+	if err := t.expectRow(t.tx.ExecContext(t.ctx, t.d.q(`UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`), ms(at), id)); err != nil {
+		return err
+	}
+	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO changes (license_id, session_id, at)
+		SELECT license_id, id, ? FROM sessions WHERE id = ?`), ms(at), id)
+	return err
 }
 
 func (t *txn) CreateUser(u openconsole.User) (openconsole.User, error) {
@@ -294,7 +299,11 @@ func (t *txn) CreateLicense(l openconsole.License) (openconsole.License, error) 
 }
 
 func (t *txn) RevokeLicense(key string, at time.Time) error {
-	return t.expectRow(t.tx.ExecContext(t.ctx, t.d.q(`UPDATE licenses SET revoked_at = COALESCE(revoked_at, ?) WHERE key = ?`), ms(at), key))
+	if err := t.expectRow(t.tx.ExecContext(t.ctx, t.d.q(`UPDATE licenses SET revoked_at = COALESCE(revoked_at, ?) WHERE key = ?`), ms(at), key)); err != nil {
+		return err
+	}
+	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO changes (license_id, at) SELECT id, ? FROM licenses WHERE key = ?`), ms(at), key)
+	return err
 }
 
 func (t *txn) CreateSerial(s openconsole.Serial) error {
@@ -330,4 +339,41 @@ func (t *txn) expectRow(res sql.Result, err error) error {
 		return openconsole.ErrNotFound
 	}
 	return nil
+}
+
+// Changes implements openconsole.Store. Sequence numbers become visible in order: changes are only
+// written through Update, whose transactions run one at a time (SQLite's one writer; on PostgreSQL
+// every batch holds the clock row lock before it draws a sequence number), so a poller that has
+// seen seq n will never later find a smaller one committed.
+func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]openconsole.Change, error) {
+	if after < 0 {
+		var seq int64
+		if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM changes`).Scan(&seq); err != nil {
+			return nil, fmt.Errorf("changes: %w", err)
+		}
+		return []openconsole.Change{{Seq: seq}}, nil
+	}
+	rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT seq, COALESCE(license_id, 0), COALESCE(session_id, '')
+		FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("changes: %w", err)
+	}
+	defer rows.Close()
+	var out []openconsole.Change
+	for rows.Next() {
+		var c openconsole.Change
+		if err := rows.Scan(&c.Seq, &c.LicenseID, &c.SessionID); err != nil {
+			return nil, fmt.Errorf("changes: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// PruneChanges implements openconsole.Store.
+func (s *Store) PruneChanges(ctx context.Context, before time.Time) error {
+	return s.Update(ctx, func(tx openconsole.Tx) error {
+		_, err := tx.(*txn).tx.ExecContext(ctx, s.d.q(`DELETE FROM changes WHERE at < ?`), ms(before))
+		return err
+	})
 }

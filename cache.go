@@ -1,0 +1,210 @@
+package openconsole
+
+import (
+	"context"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The session cache keeps validate off the database: a device validates every minute or so, and
+// almost every answer is the same as the last one. It must never say "valid" for longer than
+// CacheStaleness after a revocation or a license change, also when the change was made by another
+// server or by the CLI. So every such change is logged in the store (Store.Changes) and every
+// server polls that log; a server whose last successful poll is older than the bound stops trusting
+// its cache and reads the database. Expiry by time (license expiry, idle timeout) is checked at
+// read time against the cached values.
+
+const (
+	// CacheStaleness is the longest a cached answer may lag a change made anywhere.
+	CacheStaleness = time.Second
+	// pollInterval is how often the change log is read.
+	pollInterval = 200 * time.Millisecond
+	// trustWindow: a poll that started longer ago than this no longer vouches for the cache. The
+	// margin below CacheStaleness covers the time between a commit and the next poll's start.
+	trustWindow = CacheStaleness - pollInterval - 100*time.Millisecond
+	cacheShards = 64
+)
+
+type sessionKey [16]byte
+
+// keyOf converts a canonical lower-case UUID (as ParseSessionID returns it) to its 16 bytes.
+func keyOf(id string) (k sessionKey, ok bool) {
+	var buf [32]byte
+	j := 0
+	for i := 0; i < len(id) && j < 32; i++ {
+		if id[i] != '-' {
+			buf[j] = id[i]
+			j++
+		}
+	}
+	if j != 32 {
+		return k, false
+	}
+	_, err := hex.Decode(k[:], buf[:])
+	return k, err == nil
+}
+
+// cachedSession is what validate needs of a session, in 40 bytes.
+type cachedSession struct {
+	licenseID int64
+	ts        int64
+	lastSeen  int64 // Unix ms
+	revokedAt int64 // Unix ms, 0: not revoked
+}
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[sessionKey]cachedSession
+}
+
+type sessionCache struct {
+	shards   [cacheShards]cacheShard
+	licMu    sync.RWMutex
+	licenses map[int64]License
+	size     atomic.Int64
+	max      int64
+
+	// gen counts invalidations. A fill that read the database before an invalidation must not
+	// store what it read after it (it may be the state from before the change).
+	gen atomic.Uint64
+	// trustedUntil is when the last successful poll stops vouching for the cache (Unix ns).
+	trustedUntil atomic.Int64
+	lastSeq      int64 // owned by the poller
+}
+
+func newSessionCache(max int) *sessionCache {
+	c := &sessionCache{licenses: make(map[int64]License), max: int64(max)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[sessionKey]cachedSession)
+	}
+	return c
+}
+
+func (c *sessionCache) shard(k sessionKey) *cacheShard { return &c.shards[k[15]%cacheShards] }
+
+// get returns the cached state of a session, if the cache is trusted and holds both the session and
+// its license.
+func (c *sessionCache) get(k sessionKey, id string, now time.Time) (SessionState, bool) {
+	if now.UnixNano() > c.trustedUntil.Load() {
+		return SessionState{}, false
+	}
+	sh := c.shard(k)
+	sh.mu.RLock()
+	e, ok := sh.m[k]
+	sh.mu.RUnlock()
+	if !ok {
+		return SessionState{}, false
+	}
+	c.licMu.RLock()
+	lic, ok := c.licenses[e.licenseID]
+	c.licMu.RUnlock()
+	if !ok {
+		return SessionState{}, false
+	}
+	return SessionState{
+		Session: Session{ID: id, LicenseID: e.licenseID, Timestamp: e.ts, LastSeenAt: fromMS(e.lastSeen), RevokedAt: fromMS(e.revokedAt)},
+		License: lic,
+	}, true
+}
+
+// put stores what a database read returned, unless an invalidation happened since gen was taken.
+func (c *sessionCache) put(k sessionKey, st SessionState, gen uint64) {
+	e := cachedSession{licenseID: st.License.ID, ts: st.Session.Timestamp, lastSeen: toMS(st.Session.LastSeenAt), revokedAt: toMS(st.Session.RevokedAt)}
+	c.licMu.Lock()
+	if c.gen.Load() != gen {
+		c.licMu.Unlock()
+		return
+	}
+	c.licenses[st.License.ID] = st.License
+	c.licMu.Unlock()
+	sh := c.shard(k)
+	sh.mu.Lock()
+	if c.gen.Load() == gen {
+		if _, exists := sh.m[k]; exists || c.size.Load() < c.max {
+			if !exists {
+				c.size.Add(1)
+			}
+			sh.m[k] = e
+		}
+	}
+	sh.mu.Unlock()
+}
+
+// touch moves a cached session's last-seen time forward.
+func (c *sessionCache) touch(k sessionKey, now int64) {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	if e, ok := sh.m[k]; ok && e.lastSeen < now {
+		e.lastSeen = now
+		sh.m[k] = e
+	}
+	sh.mu.Unlock()
+}
+
+// apply drops what the changes may have made stale.
+func (c *sessionCache) apply(changes []Change) {
+	if len(changes) == 0 {
+		return
+	}
+	// Bump gen under both kinds of lock so that a concurrent put either lands before the drop (and
+	// is dropped) or sees the new gen (and stores nothing).
+	c.licMu.Lock()
+	c.gen.Add(1)
+	for _, ch := range changes {
+		if ch.SessionID == "" {
+			delete(c.licenses, ch.LicenseID)
+		}
+	}
+	c.licMu.Unlock()
+	for _, ch := range changes {
+		if ch.SessionID == "" {
+			continue
+		}
+		if k, ok := keyOf(ch.SessionID); ok {
+			sh := c.shard(k)
+			sh.mu.Lock()
+			c.gen.Add(1)
+			if _, ok := sh.m[k]; ok {
+				delete(sh.m, k)
+				c.size.Add(-1)
+			}
+			sh.mu.Unlock()
+		}
+	}
+}
+
+// poll reads the change log once and applies it. It extends the cache's trust only on success.
+func (c *sessionCache) poll(ctx context.Context, store Store) error {
+	started := time.Now()
+	for {
+		changes, err := store.Changes(ctx, c.lastSeq, 1000)
+		if err != nil {
+			return err
+		}
+		c.apply(changes)
+		if len(changes) > 0 {
+			c.lastSeq = changes[len(changes)-1].Seq
+		}
+		if len(changes) < 1000 {
+			break
+		}
+	}
+	c.trustedUntil.Store(started.Add(trustWindow).UnixNano())
+	return nil
+}
+
+func toMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
