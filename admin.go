@@ -141,8 +141,16 @@ func (s *Service) RevokeSession(ctx context.Context, id string) error {
 }
 
 // Licenses lists every license with its taken seats.
+// A revoked or expired license holds no live sessions, whatever its sessions' own state.
 func (s *Service) Licenses(ctx context.Context) ([]LicenseUsage, error) {
-	return s.store.Licenses(ctx, s.liveSince(s.now()))
+	now := s.now()
+	ls, err := s.store.Licenses(ctx, s.liveSince(now))
+	for i := range ls {
+		if !ls[i].Usable(now) {
+			ls[i].LiveSessions = 0
+		}
+	}
+	return ls, err
 }
 
 // Sessions lists the sessions of one license, or all when key is "". ENOTFOUND for an unknown key.

@@ -167,7 +167,12 @@ func openSQLite(file string, opts Options) (*Store, error) {
 func openPostgres(dsn string, opts Options) (*Store, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open: bad PostgreSQL DSN: %w", err)
+		// Not %w: url.Error quotes the whole DSN, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("open: bad PostgreSQL DSN: %v", err)
 	}
 	q := u.Query()
 	if q.Get("connect_timeout") == "" {

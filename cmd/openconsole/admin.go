@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"errors"
+	"io"
 	"strings"
 	"time"
 
@@ -30,11 +31,18 @@ func cmdUserCreate(e *cliEnv, args []string) int {
 	fs.StringVar(&in.DisplayName, "display-name", "", "display name (default: the username)")
 	fs.BoolVar(&in.Vendor, "vendor", false, "a manufacturer account that may register serial numbers")
 	fs.BoolVar(&in.Whitelabeled, "whitelabeled", false, "the isWhitelabeled feature flag")
-	if _, ok := e.parse(fs, args, 0); !ok {
-		return 2
+	if _, code, ok := e.parse(fs, args, 0); !ok {
+		return code
 	}
 	if *stdinPw {
-		line, err := bufio.NewReader(e.stdin).ReadString('\n')
+		if in.Password != "" {
+			return e.usageErr("user create takes --password or --password-stdin, not both")
+		}
+		var line string
+		var err error = io.EOF
+		if e.stdin != nil {
+			line, err = bufio.NewReader(e.stdin).ReadString('\n')
+		}
 		if err != nil && line == "" {
 			return e.fail(errors.New("--password-stdin: no password on standard input"))
 		}
@@ -114,8 +122,8 @@ func cmdLicenseCreate(e *cliEnv, args []string) int {
 	fs.IntVar(&in.Seats, "activations", 1, "how many devices may be active at once")
 	expires := fs.String("expires", "", "expiry time, RFC 3339 (default: never)")
 	fs.StringVar(&in.Key, "key", "", "the key (default: a fresh random XXXX-XXXX-XXXX-XXXX-XXXX)")
-	if _, ok := e.parse(fs, args, 0); !ok {
-		return 2
+	if _, code, ok := e.parse(fs, args, 0); !ok {
+		return code
 	}
 	if *expires != "" {
 		t, err := time.Parse(time.RFC3339, *expires)
@@ -140,8 +148,8 @@ func cmdLicenseCreate(e *cliEnv, args []string) int {
 func cmdLicenseList(e *cliEnv, args []string) int {
 	fs := e.flags("license list")
 	ttl := fs.Duration("session-ttl", 0, "count sessions idle for longer than this as expired, as serve does")
-	if _, ok := e.parse(fs, args, 0); !ok {
-		return 2
+	if _, code, ok := e.parse(fs, args, 0); !ok {
+		return code
 	}
 	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{SessionTTL: *ttl})
 	if err != nil {
@@ -165,9 +173,9 @@ func cmdLicenseList(e *cliEnv, args []string) int {
 
 func cmdLicenseRevoke(e *cliEnv, args []string) int {
 	fs := e.flags("license revoke")
-	pos, ok := e.parse(fs, args, 1)
+	pos, code, ok := e.parse(fs, args, 1)
 	if !ok {
-		return 2
+		return code
 	}
 	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
 	if err != nil {
@@ -206,8 +214,8 @@ func cmdSerialRegister(e *cliEnv, args []string) int {
 	fs.StringVar(&in.ManufacturerName, "manufacturer", "", "manufacturer name (required)")
 	fs.Int64Var(&in.ManufacturerID, "manufacturer-id", 0, "manufacturer id (its store id)")
 	fs.StringVar(&in.ManufactureDate, "date", "", "manufacture date, YYYY-MM-DD (required)")
-	if _, ok := e.parse(fs, args, 0); !ok {
-		return 2
+	if _, code, ok := e.parse(fs, args, 0); !ok {
+		return code
 	}
 	if in.SerialNumber == "" || in.Model == "" || in.ManufacturerName == "" || in.ManufactureDate == "" {
 		return e.usageErr("serial register needs --serial, --model, --manufacturer and --date")
@@ -243,8 +251,8 @@ func cmdSessionList(e *cliEnv, args []string) int {
 	fs := e.flags("session list")
 	key := fs.String("license", "", "only the sessions of this license key or serial")
 	ttl := fs.Duration("session-ttl", 0, "count sessions idle for longer than this as expired, as serve does")
-	if _, ok := e.parse(fs, args, 0); !ok {
-		return 2
+	if _, code, ok := e.parse(fs, args, 0); !ok {
+		return code
 	}
 	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{SessionTTL: *ttl})
 	if err != nil {
@@ -268,9 +276,9 @@ func cmdSessionList(e *cliEnv, args []string) int {
 
 func cmdSessionRevoke(e *cliEnv, args []string) int {
 	fs := e.flags("session revoke")
-	pos, ok := e.parse(fs, args, 1)
+	pos, code, ok := e.parse(fs, args, 1)
 	if !ok {
-		return 2
+		return code
 	}
 	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
 	if err != nil {

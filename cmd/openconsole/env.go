@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,8 +32,10 @@ func (e *cliEnv) usageErr(format string, args ...any) int {
 	return 2
 }
 
+// fail reports err on stderr and returns exit code 1. Passwords of the DSN in use are masked:
+// a driver's error may quote the DSN verbatim.
 func (e *cliEnv) fail(err error) int {
-	fmt.Fprintf(e.stderr, "openconsole: %v\n", err)
+	fmt.Fprintf(e.stderr, "openconsole: %s\n", scrubSecrets(err.Error(), e.dsn()))
 	return 1
 }
 
@@ -40,17 +43,26 @@ func (e *cliEnv) fail(err error) int {
 func (e *cliEnv) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	fs.StringVar(&e.db, "db", e.db, "database: sqlite:PATH, a path, or postgres://... (env OPENCONSOLE_DB)")
+	// A Func flag has no default to print: the DSN from OPENCONSOLE_DB may hold a password, and a
+	// StringVar would show it in the help text after any flag error.
+	fs.Func("db", "database: sqlite:PATH, a path, or postgres://... (env OPENCONSOLE_DB)", func(v string) error {
+		e.db = v
+		return nil
+	})
 	return fs
 }
 
 // parse parses args, allowing flags after positional arguments too, and checks the number of
-// positional arguments.
-func (e *cliEnv) parse(fs *flag.FlagSet, args []string, positional int) ([]string, bool) {
+// positional arguments. When it returns false the command should exit with the returned code:
+// 0 after -h, 2 on a usage error.
+func (e *cliEnv) parse(fs *flag.FlagSet, args []string, positional int) ([]string, int, bool) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, false
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, 0, false
+			}
+			return nil, 2, false
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -61,9 +73,9 @@ func (e *cliEnv) parse(fs *flag.FlagSet, args []string, positional int) ([]strin
 	}
 	if len(pos) != positional {
 		fmt.Fprintf(e.stderr, "openconsole: %s takes %d argument(s), got %d\n", fs.Name(), positional, len(pos))
-		return nil, false
+		return nil, 2, false
 	}
-	return pos, true
+	return pos, 0, true
 }
 
 func (e *cliEnv) dsn() string {
@@ -100,13 +112,80 @@ func (e *cliEnv) print(v any) int {
 	return 0
 }
 
-// redactDSN hides a password in a PostgreSQL DSN for logs.
+// secretParams are the query parameters of a PostgreSQL DSN that hold secrets (libpq and pgx
+// accept a password there as well as in the user info).
+var secretParams = []string{"password", "sslpassword"}
+
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// redactDSN hides the passwords in a PostgreSQL DSN for logs.
 func redactDSN(dsn string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		if u, err := url.Parse(dsn); err == nil {
-			return u.Redacted()
-		}
+	if !isPostgres(dsn) {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
 		return "postgres://…"
 	}
-	return dsn
+	if u.RawQuery != "" {
+		q := u.Query()
+		for _, k := range secretParams {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// dsnSecrets returns the passwords in a PostgreSQL DSN as they are written in it (and decoded),
+// found without url.Parse so that a DSN it refuses is covered too.
+func dsnSecrets(dsn string) []string {
+	if !isPostgres(dsn) {
+		return nil
+	}
+	var out []string
+	add := func(raw string) {
+		if raw == "" {
+			return
+		}
+		out = append(out, raw)
+		if dec, err := url.QueryUnescape(raw); err == nil && dec != raw && dec != "" {
+			out = append(out, dec)
+		}
+	}
+	rest := dsn[strings.Index(dsn, "://")+3:]
+	authority, query := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	// The user info ends at the last '@' of the authority; a password may contain '@' unescaped.
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		if _, pw, ok := strings.Cut(authority[:at], ":"); ok {
+			add(pw)
+		}
+	}
+	if i := strings.Index(rest, "?"); i >= 0 {
+		query, _, _ = strings.Cut(rest[i+1:], "#")
+	}
+	for _, kv := range strings.Split(query, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		for _, s := range secretParams {
+			if strings.EqualFold(k, s) {
+				add(v)
+			}
+		}
+	}
+	return out
+}
+
+// scrubSecrets masks every password of dsn that appears in msg.
+func scrubSecrets(msg, dsn string) string {
+	for _, s := range dsnSecrets(dsn) {
+		msg = strings.ReplaceAll(msg, s, "xxxxx")
+	}
+	return msg
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -41,15 +42,18 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	env := &cliEnv{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, db: os.Getenv("OPENCONSOLE_DB")}
 	// A --db before the command applies to it; one after it is parsed with the command's flags.
 	for len(args) > 0 {
-		if v, ok := cutFlag(args[0], "db"); ok {
-			if v == "" && len(args) > 1 {
-				env.db, args = args[1], args[2:]
-				continue
-			}
-			env.db, args = v, args[1:]
-			continue
+		v, inline, ok := cutFlag(args[0], "db")
+		if !ok {
+			break
 		}
-		break
+		if !inline {
+			if len(args) < 2 {
+				return env.usageErr("flag needs an argument: --db")
+			}
+			// Take the value from the next argument; the flag itself is dropped below.
+			v, args = args[1], args[1:]
+		}
+		env.db, args = v, args[1:]
 	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stderr, usage)
@@ -60,6 +64,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmd, rest := args[0], args[1:]
 	if cmd != "serve" {
+		if !hasSubcommands(cmd) {
+			return env.usageErr("unknown command %q", cmd)
+		}
 		if len(rest) == 0 {
 			return env.usageErr("%s needs a subcommand", cmd)
 		}
@@ -72,24 +79,28 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return run(env, rest)
 }
 
-// cutFlag reports whether arg is --name or -name (value "") or --name=value.
-func cutFlag(arg, name string) (string, bool) {
+// cutFlag reports whether arg is the flag name, as --name or -name (the value is the next
+// argument) or as --name=value or -name=value (inline: the value may be empty).
+func cutFlag(arg, name string) (value string, inline, ok bool) {
 	for _, p := range []string{"--" + name, "-" + name} {
 		if arg == p {
-			return "", true
+			return "", false, true
 		}
-		if v, ok := cutPrefix(arg, p+"="); ok {
-			return v, true
+		if v, found := strings.CutPrefix(arg, p+"="); found {
+			return v, true, true
 		}
 	}
-	return "", false
+	return "", false, false
 }
 
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
+// hasSubcommands reports whether group is the first word of some command.
+func hasSubcommands(group string) bool {
+	for name := range commands {
+		if strings.HasPrefix(name, group+" ") {
+			return true
+		}
 	}
-	return s, false
+	return false
 }
 
 var commands = map[string]func(*cliEnv, []string) int{

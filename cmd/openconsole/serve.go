@@ -22,8 +22,8 @@ func cmdServe(e *cliEnv, args []string) int {
 	stmtTimeout := fs.Duration("db-statement-timeout", 10*time.Second, "PostgreSQL statement timeout")
 	connTimeout := fs.Duration("db-connect-timeout", 5*time.Second, "PostgreSQL connect timeout")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight")
-	if _, ok := e.parse(fs, args, 0); !ok {
-		return 2
+	if _, code, ok := e.parse(fs, args, 0); !ok {
+		return code
 	}
 	if *tokenTTL <= 0 || *tokenTTL > 365*24*time.Hour {
 		return e.usageErr("--token-ttl must be between 1s and 8760h")
