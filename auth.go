@@ -17,7 +17,11 @@ type LoginResult struct {
 // Login checks a username and password and issues a JWT when issueJWT is true. An unknown user and a
 // wrong password give the same ErrBadCredentials, after the same amount of work.
 func (s *Service) Login(ctx context.Context, username, password string, issueJWT bool) (LoginResult, error) {
-	u, err := s.store.UserByUsername(ctx, username)
+	var u User
+	var err error = ErrNotFound
+	if validUsername(username) { // no user has another name, and a NUL cannot even be looked up
+		u, err = s.store.UserByUsername(ctx, username)
+	}
 	if errors.Is(err, ErrNotFound) {
 		CheckPassword(dummyHash, password)
 		return LoginResult{}, ErrBadCredentials

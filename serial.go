@@ -36,11 +36,11 @@ func (in SerialInput) check() error {
 	if err := CheckKey(in.SerialNumber); err != nil {
 		return Errorf(EUNPROCESSABLE, "Invalid serial_number: %s", err.Error())
 	}
-	if in.Model == "" || len(in.Model) > 256 {
-		return Errorf(EUNPROCESSABLE, "Invalid model: must be 1 to 256 characters")
+	if in.Model == "" || len(in.Model) > 256 || !printable(in.Model) {
+		return Errorf(EUNPROCESSABLE, "Invalid model: must be 1 to 256 printable characters")
 	}
-	if in.ManufacturerName == "" || len(in.ManufacturerName) > 256 {
-		return Errorf(EUNPROCESSABLE, "Invalid manufacturer.name: must be 1 to 256 characters")
+	if in.ManufacturerName == "" || len(in.ManufacturerName) > 256 || !printable(in.ManufacturerName) {
+		return Errorf(EUNPROCESSABLE, "Invalid manufacturer.name: must be 1 to 256 printable characters")
 	}
 	if in.ManufacturerID < 0 {
 		return Errorf(EUNPROCESSABLE, "Invalid manufacturer.id: must not be negative")

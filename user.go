@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -21,6 +22,23 @@ type User struct {
 	Vendor       bool
 	Whitelabeled bool
 	CreatedAt    time.Time
+}
+
+// validUsername reports whether s can be a username: 1 to 128 bytes of valid UTF-8 without control
+// characters.
+func validUsername(s string) bool {
+	return s != "" && len(s) <= 128 && printable(s)
+}
+
+// printable reports whether s is valid UTF-8 without ASCII control characters. Such text can be
+// stored by every engine (PostgreSQL text cannot hold a NUL byte) and shown safely.
+func printable(s string) bool {
+	for _, r := range s {
+		if r < ' ' || r == 0x7f || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 // Argon2id parameters: the OWASP minimum (19 MiB, 2 passes, 1 lane). They are stored with every hash,

@@ -97,25 +97,69 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	handler(w, r)
 }
 
-// cleanPath collapses runs of '/' and drops a trailing '/', without any redirect: FLECS Core sends
-// //api/v2/... (wire contract §1.1).
+// cleanPath normalises an escaped request path for routing, without any redirect: runs of '/'
+// collapse and a trailing '/' is dropped (FLECS Core sends //api/v2/..., wire contract §1.1), and
+// a percent-encoded unreserved character is decoded, since %61 and a are the same path (RFC 3986
+// §6.2.2.2). Every other escape stays encoded, upper-cased: an encoded '/' is part of a segment,
+// never a separator.
 func cleanPath(p string) string {
-	if !strings.Contains(p, "//") && (len(p) <= 1 || p[len(p)-1] != '/') {
+	if !strings.Contains(p, "//") && !strings.Contains(p, "%") && (len(p) <= 1 || p[len(p)-1] != '/') {
 		return p
 	}
 	var b strings.Builder
 	b.Grow(len(p))
 	for i := 0; i < len(p); i++ {
-		if p[i] == '/' && i > 0 && p[i-1] == '/' {
+		c := p[i]
+		switch {
+		case c == '/' && i > 0 && p[i-1] == '/':
+			continue
+		case c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]):
+			d := unhex(p[i+1])<<4 | unhex(p[i+2])
+			if isUnreserved(d) {
+				b.WriteByte(d)
+			} else {
+				b.WriteByte('%')
+				b.WriteByte(upperHex(p[i+1]))
+				b.WriteByte(upperHex(p[i+2]))
+			}
+			i += 2
 			continue
 		}
-		b.WriteByte(p[i])
+		b.WriteByte(c)
 	}
 	out := b.String()
 	if len(out) > 1 && out[len(out)-1] == '/' {
 		out = out[:len(out)-1]
 	}
 	return out
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	default:
+		return c - 'a' + 10
+	}
+}
+
+func upperHex(c byte) byte {
+	if 'a' <= c && c <= 'f' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+// isUnreserved reports whether c is an unreserved character of RFC 3986: ALPHA, DIGIT, -._~
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 func truncate(s string, n int) string {
