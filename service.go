@@ -44,7 +44,8 @@ type Service struct {
 	seenMu sync.Mutex
 	seen   map[string]time.Time // last-seen times not yet written
 
-	cache *sessionCache // nil when disabled
+	cache      *sessionCache // nil when disabled
+	touchEvery time.Duration // see touch
 
 	stop chan struct{}
 	done chan struct{}
@@ -80,6 +81,10 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 	}
 	if err := s.loadKeys(ctx, true); err != nil {
 		return nil, err
+	}
+	s.touchEvery = time.Minute
+	if opts.SessionTTL > 0 {
+		s.touchEvery = min(time.Minute, opts.SessionTTL/10)
 	}
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 2_000_000
@@ -163,7 +168,7 @@ func (s *Service) activateKey(ctx context.Context, key, sid string) (Activation,
 	if sid != "" {
 		st, err := s.lookup(ctx, sid, now)
 		if err == nil && st.License.Key == key && s.live(st, now) {
-			s.touch(sid, now)
+			s.touch(sid, st.Session.LastSeenAt, now)
 			return Activation{Session: SessionRef{sid, st.Session.Timestamp}, LicenseKey: key}, nil
 		} else if err != nil && !errors.Is(err, ErrNotFound) {
 			return Activation{}, fmt.Errorf("activate: %w", err)
@@ -202,7 +207,7 @@ func (s *Service) activateKey(ctx context.Context, key, sid string) (Activation,
 		return Activation{}, wrap("activate", err)
 	}
 	if !out.Created {
-		s.touch(out.Session.ID, now)
+		s.touch(out.Session.ID, time.Time{}, now)
 	}
 	return out, nil
 }
@@ -212,7 +217,7 @@ func (s *Service) activateBearer(ctx context.Context, userID int64, sid string) 
 	if sid != "" {
 		st, err := s.lookup(ctx, sid, now)
 		if err == nil && st.License.OwnerID == userID && st.License.Kind == KindKey && s.live(st, now) {
-			s.touch(sid, now)
+			s.touch(sid, st.Session.LastSeenAt, now)
 			return Activation{Session: SessionRef{sid, st.Session.Timestamp}, LicenseKey: st.License.Key}, nil
 		} else if err != nil && !errors.Is(err, ErrNotFound) {
 			return Activation{}, fmt.Errorf("activate: %w", err)
@@ -256,7 +261,7 @@ func (s *Service) activateBearer(ctx context.Context, userID int64, sid string) 
 		return Activation{}, wrap("activate", err)
 	}
 	if !out.Created {
-		s.touch(out.Session.ID, now)
+		s.touch(out.Session.ID, time.Time{}, now)
 	}
 	return out, nil
 }
@@ -322,7 +327,7 @@ func (s *Service) Validate(ctx context.Context, rawSessionID string) (SessionRef
 	if !s.live(st, now) {
 		return SessionRef{}, false, nil
 	}
-	s.touch(sid, now)
+	s.touch(sid, st.Session.LastSeenAt, now)
 	return SessionRef{sid, st.Session.Timestamp}, true, nil
 }
 
@@ -353,7 +358,15 @@ func (s *Service) liveSince(now time.Time) time.Time {
 }
 
 // touch records activity of a session; flushLoop writes it out in batches, off the request path.
-func (s *Service) touch(id string, now time.Time) {
+//
+// Activity is recorded only when it moves the session's last-seen time on by touchEvery (a tenth of
+// the idle timeout, at most a minute): a device validating every few seconds then costs one write
+// per touchEvery, not one per validate. The price is that a session can look up to touchEvery idler
+// than it is, so it must show activity within 90% of the idle timeout to stay live.
+func (s *Service) touch(id string, lastSeen, now time.Time) {
+	if !lastSeen.IsZero() && now.Sub(lastSeen) < s.touchEvery {
+		return
+	}
 	s.seenMu.Lock()
 	s.seen[id] = now
 	s.seenMu.Unlock()
