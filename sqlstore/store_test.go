@@ -340,3 +340,40 @@ func TestOpenRefusesBadDSN(t *testing.T) {
 		t.Error("SQLite path in a missing directory accepted")
 	}
 }
+
+func TestBulkInsert(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		st := open(t, dsn)
+		var ls []openconsole.License
+		for i := 0; i < 1000; i++ {
+			ls = append(ls, openconsole.License{Key: "BULK-" + string(rune('A'+i%26)) + "-" + time.Duration(i).String(), Kind: openconsole.KindKey, Seats: 2, CreatedAt: t0})
+		}
+		ids, err := st.BulkInsertLicenses(ctx, ls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) != len(ls) {
+			t.Fatalf("%d ids for %d licenses", len(ids), len(ls))
+		}
+		var ss []openconsole.Session
+		for i := 0; i < 2000; i++ {
+			ss = append(ss, openconsole.Session{ID: openconsole.NewSessionID(), LicenseID: ids[ls[i/2].Key],
+				Timestamp: t0.UnixMilli() + int64(i), CreatedAt: t0, LastSeenAt: t0})
+		}
+		if err := st.BulkInsertSessions(ctx, ss); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.SessionState(ctx, ss[1999].ID)
+		if err != nil || got.License.Key != ls[999].Key {
+			t.Fatalf("bulk session: %+v, %v", got, err)
+		}
+		var next int64
+		update(t, st, func(tx openconsole.Tx) error {
+			next, err = tx.NextTimestamp(t0)
+			return err
+		})
+		if next <= ss[1999].Timestamp {
+			t.Errorf("timestamp after a bulk load = %d, want > %d", next, ss[1999].Timestamp)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only with --debug-addr
 	"time"
 
 	"openconsole"
@@ -22,6 +23,7 @@ func cmdServe(e *cliEnv, args []string) int {
 	stmtTimeout := fs.Duration("db-statement-timeout", 10*time.Second, "PostgreSQL statement timeout")
 	connTimeout := fs.Duration("db-connect-timeout", 5*time.Second, "PostgreSQL connect timeout")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight")
+	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (keep it private; default: off)")
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
@@ -52,6 +54,12 @@ func cmdServe(e *cliEnv, args []string) int {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if *debugAddr != "" {
+		// pprof registers on http.DefaultServeMux, which nothing else here uses.
+		go func() {
+			log.Warn("debug server stopped", "err", http.ListenAndServe(*debugAddr, http.DefaultServeMux))
+		}()
 	}
 	log.Info("openconsole listening", "addr", ln.Addr().String(), "db", redactDSN(e.dsn()), "engine", st.Engine())
 

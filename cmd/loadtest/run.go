@@ -1,0 +1,435 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type runOpts struct {
+	addr         string
+	conns        int
+	duration     time.Duration
+	rate         float64
+	validateFrom string // "activated" or "stored"
+	baseline     bool
+	rounds       int
+	jsonOut      bool
+}
+
+func cmdRun(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	target := fs.String("url", "http://127.0.0.1:8080", "the OpenConsole server")
+	fleetFile := fs.String("fleet", "fleet.json", "the fleet description written by populate")
+	devices := fs.Int("devices", 0, "activate this many of the fleet's devices (0: all)")
+	var o runOpts
+	fs.IntVar(&o.conns, "conns", 64, "concurrent connections")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to validate (per round and server)")
+	fs.Float64Var(&o.rate, "rate", 0, "validate requests per second in all (0: as fast as possible)")
+	fs.StringVar(&o.validateFrom, "validate", "activated", "which sessions validate: activated (by this run) or stored (populate --stored)")
+	fs.BoolVar(&o.baseline, "baseline", false, "also run the validate load against the bare net/http baseline, alternating")
+	fs.IntVar(&o.rounds, "rounds", 3, "with --baseline: alternating rounds of baseline and server; medians are reported")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	skipActivate := fs.Bool("skip-activate", false, "do not activate (only with --validate stored)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	u, err := url.Parse(*target)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("--url: want http://HOST:PORT")
+	}
+	o.addr = u.Host
+	var f fleet
+	b, err := os.ReadFile(*fleetFile)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("%s: %w", *fleetFile, err)
+	}
+
+	rep := report{Conns: o.conns}
+	var sessions []string
+	if !*skipActivate {
+		var st map[string]*stats
+		sessions, st, err = activateFleet(o, f, *devices)
+		if err != nil {
+			return err
+		}
+		for _, s := range st {
+			rep.Endpoints = append(rep.Endpoints, s.summary())
+		}
+	}
+	if o.validateFrom == "stored" {
+		if f.Stored == 0 {
+			return fmt.Errorf("--validate stored: the fleet has no stored sessions")
+		}
+		sessions = nil
+		for i := 0; i < f.Stored; i++ {
+			sessions = append(sessions, storedSessionID(f.Seed, i))
+		}
+	}
+	if len(sessions) == 0 {
+		return fmt.Errorf("no sessions to validate")
+	}
+	rep.Sessions = len(sessions)
+
+	var baseAddr string
+	if o.baseline {
+		exe, _ := os.Executable()
+		cmd := exec.Command(exe, "baseline")
+		out, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		defer cmd.Process.Kill()
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		baseAddr = strings.TrimSpace(line)
+	}
+	rounds := 1
+	if o.baseline {
+		rounds = o.rounds
+	}
+	var server, base []summary
+	for r := 0; r < rounds; r++ {
+		if o.baseline {
+			s, err := validateLoad(o, baseAddr, sessions, "validate (baseline)")
+			if err != nil {
+				return err
+			}
+			base = append(base, s)
+		}
+		s, err := validateLoad(o, o.addr, sessions, "validate")
+		if err != nil {
+			return err
+		}
+		server = append(server, s)
+	}
+	rep.Endpoints = append(rep.Endpoints, median(server))
+	if o.baseline {
+		mb, ms := median(base), median(server)
+		rep.Endpoints = append(rep.Endpoints, mb)
+		rep.ThroughputRatio = ms.Throughput / mb.Throughput
+		rep.P99Ratio = ms.P99ms / mb.P99ms
+		for i := range server {
+			rep.Rounds = append(rep.Rounds, [2]float64{server[i].Throughput, base[i].Throughput})
+		}
+	}
+	rep.print(o.jsonOut)
+	return nil
+}
+
+// activateFleet activates the fleet's devices over o.conns connections: key mode, then bearer mode
+// (one login per user), then serial mode, all interleaved. It returns the sessions issued.
+func activateFleet(o runOpts, f fleet, limit int) ([]string, map[string]*stats, error) {
+	type job struct {
+		mode, key string
+		user      int
+	}
+	var jobs []job
+	for _, k := range f.Keys {
+		for i := 0; i < seatsPerLicense; i++ {
+			jobs = append(jobs, job{mode: "key", key: k})
+		}
+	}
+	for u, fu := range f.Users {
+		for i := 0; i < fu.Seats; i++ {
+			jobs = append(jobs, job{mode: "bearer", user: u})
+		}
+	}
+	for _, sn := range f.Serials {
+		jobs = append(jobs, job{mode: "serial", key: sn})
+	}
+	rand.Shuffle(len(jobs), func(i, j int) { jobs[i], jobs[j] = jobs[j], jobs[i] })
+	if limit > 0 && limit < len(jobs) {
+		jobs = jobs[:limit]
+	}
+
+	tokens := make([]string, len(f.Users))
+	var tokMu sync.Mutex
+	st := map[string]*stats{}
+	for _, n := range []string{"activate (key)", "activate (bearer)", "activate (serial)", "login"} {
+		st[n] = newStats(n)
+	}
+	var next atomic.Int64
+	var sessMu sync.Mutex
+	var sessions []string
+	var wg sync.WaitGroup
+	errc := make(chan error, o.conns)
+	start := time.Now()
+	for w := 0; w < o.conns; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dial(o.addr)
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer c.close()
+			local := map[string]*stats{}
+			for n := range st {
+				local[n] = newStats(n)
+			}
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(jobs) {
+					break
+				}
+				j := jobs[i]
+				var headers []string
+				body := []byte("null")
+				switch j.mode {
+				case "key", "serial":
+					body = []byte(`{"licenseKey":"` + j.key + `"}`)
+				case "bearer":
+					tokMu.Lock()
+					tok := tokens[j.user]
+					tokMu.Unlock()
+					if tok == "" {
+						t0 := time.Now()
+						u := f.Users[j.user]
+						resp, err := c.post("/api/v2/auth/login", []string{"Content-Type: application/json"},
+							[]byte(`{"username":"`+u.Username+`","password":"`+u.Password+`"}`))
+						local["login"].add(time.Since(t0), resp.status, err)
+						var lr struct {
+							Data struct {
+								JWT struct {
+									Token string `json:"token"`
+								} `json:"jwt"`
+							} `json:"data"`
+						}
+						if err == nil && json.Unmarshal(resp.body, &lr) == nil {
+							tok = lr.Data.JWT.Token
+							tokMu.Lock()
+							tokens[j.user] = tok
+							tokMu.Unlock()
+						}
+					}
+					headers = []string{"Authorization: Bearer " + tok}
+				}
+				t0 := time.Now()
+				resp, err := c.post("/api/v2/device/license/activate", append(headers, "Content-Type: application/json"), body)
+				local["activate ("+j.mode+")"].add(time.Since(t0), resp.status, err)
+				if err == nil && resp.status == 200 {
+					var ar struct {
+						Data struct {
+							SessionID struct {
+								ID string `json:"id"`
+							} `json:"sessionId"`
+						} `json:"data"`
+					}
+					if json.Unmarshal(resp.body, &ar) == nil {
+						sessMu.Lock()
+						sessions = append(sessions, ar.Data.SessionID.ID)
+						sessMu.Unlock()
+					}
+				}
+			}
+			sessMu.Lock()
+			for n, s := range local {
+				st[n].merge(s)
+			}
+			sessMu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	select {
+	case err := <-errc:
+		return nil, nil, err
+	default:
+	}
+	for n, s := range st {
+		if s.count() == 0 {
+			delete(st, n)
+			continue
+		}
+		s.elapsed = elapsed
+	}
+	return sessions, st, nil
+}
+
+// validateLoad validates random sessions of the list over o.conns connections for o.duration.
+func validateLoad(o runOpts, addr string, sessions []string, name string) (summary, error) {
+	total := newStats(name)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errc := make(chan error, o.conns)
+	deadline := time.Now().Add(o.duration)
+	var interval time.Duration
+	if o.rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(o.conns) / o.rate)
+	}
+	headers := make([][]string, len(sessions))
+	for i, s := range sessions {
+		headers[i] = []string{"X-Session-Id: " + s}
+	}
+	start := time.Now()
+	for w := 0; w < o.conns; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c, err := dial(addr)
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer c.close()
+			s := newStats(name)
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			next := time.Now()
+			for time.Now().Before(deadline) {
+				if interval > 0 {
+					next = next.Add(interval)
+					if d := time.Until(next); d > 0 {
+						time.Sleep(d)
+					}
+				}
+				i := rng.IntN(len(sessions))
+				t0 := time.Now()
+				resp, err := c.post("/api/v2/device/license/validate", headers[i], nil)
+				if err == nil && resp.status == 200 && !bytes.Contains(resp.body, []byte(`"isValid":true`)) {
+					s.add(time.Since(t0), 1200, nil) // counted apart: answered, but not valid
+					continue
+				}
+				s.add(time.Since(t0), resp.status, err)
+			}
+			mu.Lock()
+			total.merge(s)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	total.elapsed = time.Since(start)
+	select {
+	case err := <-errc:
+		return summary{}, err
+	default:
+	}
+	return total.summary(), nil
+}
+
+// stats collects latencies and statuses of one endpoint.
+type stats struct {
+	name     string
+	lat      []time.Duration
+	statuses map[int]int
+	errs     int
+	elapsed  time.Duration
+}
+
+func newStats(name string) *stats { return &stats{name: name, statuses: map[int]int{}} }
+
+func (s *stats) add(d time.Duration, status int, err error) {
+	if err != nil {
+		s.errs++
+		return
+	}
+	s.lat = append(s.lat, d)
+	s.statuses[status]++
+}
+
+func (s *stats) merge(o *stats) {
+	s.lat = append(s.lat, o.lat...)
+	for k, v := range o.statuses {
+		s.statuses[k] += v
+	}
+	s.errs += o.errs
+}
+
+func (s *stats) count() int { return len(s.lat) + s.errs }
+
+type summary struct {
+	Name       string         `json:"name"`
+	Requests   int            `json:"requests"`
+	Throughput float64        `json:"throughput_per_s"`
+	P50ms      float64        `json:"p50_ms"`
+	P90ms      float64        `json:"p90_ms"`
+	P99ms      float64        `json:"p99_ms"`
+	Maxms      float64        `json:"max_ms"`
+	Statuses   map[string]int `json:"statuses"`
+}
+
+func (s *stats) summary() summary {
+	sort.Slice(s.lat, func(i, j int) bool { return s.lat[i] < s.lat[j] })
+	q := func(p float64) float64 {
+		if len(s.lat) == 0 {
+			return 0
+		}
+		return float64(s.lat[min(len(s.lat)-1, int(p*float64(len(s.lat))))].Microseconds()) / 1000
+	}
+	out := summary{Name: s.name, Requests: s.count(), P50ms: q(0.50), P90ms: q(0.90), P99ms: q(0.99), Statuses: map[string]int{}}
+	if len(s.lat) > 0 {
+		out.Maxms = float64(s.lat[len(s.lat)-1].Microseconds()) / 1000
+	}
+	if s.elapsed > 0 {
+		out.Throughput = float64(s.count()) / s.elapsed.Seconds()
+	}
+	for k, v := range s.statuses {
+		name := fmt.Sprint(k)
+		if k == 1200 {
+			name = "200 isValid:false"
+		}
+		out.Statuses[name] = v
+	}
+	if s.errs > 0 {
+		out.Statuses["transport error"] = s.errs
+	}
+	return out
+}
+
+// median returns the round with the median throughput.
+func median(ss []summary) summary {
+	sorted := append([]summary(nil), ss...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Throughput < sorted[j].Throughput })
+	return sorted[len(sorted)/2]
+}
+
+type report struct {
+	Conns           int          `json:"conns"`
+	Sessions        int          `json:"sessions_validated"`
+	Endpoints       []summary    `json:"endpoints"`
+	ThroughputRatio float64      `json:"throughput_ratio_vs_baseline,omitempty"`
+	P99Ratio        float64      `json:"p99_ratio_vs_baseline,omitempty"`
+	Rounds          [][2]float64 `json:"rounds_server_baseline_per_s,omitempty"`
+}
+
+func (r report) print(asJSON bool) {
+	if asJSON {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		fmt.Println(string(b))
+		return
+	}
+	fmt.Printf("%d connections, validating %d sessions\n\n", r.Conns, r.Sessions)
+	fmt.Printf("%-22s %9s %10s %8s %8s %8s %8s  %s\n", "endpoint", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "statuses")
+	for _, e := range r.Endpoints {
+		var st []string
+		for k, v := range e.Statuses {
+			st = append(st, fmt.Sprintf("%s:%d", k, v))
+		}
+		sort.Strings(st)
+		fmt.Printf("%-22s %9d %10.0f %8.2f %8.2f %8.2f %8.2f  %s\n", e.Name, e.Requests, e.Throughput, e.P50ms, e.P90ms, e.P99ms, e.Maxms, strings.Join(st, " "))
+	}
+	if r.ThroughputRatio > 0 {
+		fmt.Printf("\nvalidate vs baseline (medians of %d alternating rounds): throughput %.2fx, p99 %.2fx\n", len(r.Rounds), r.ThroughputRatio, r.P99Ratio)
+		for i, rd := range r.Rounds {
+			fmt.Printf("  round %d: server %.0f/s, baseline %.0f/s (%.2fx)\n", i+1, rd[0], rd[1], rd[0]/rd[1])
+		}
+	}
+}
