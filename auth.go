@@ -14,9 +14,34 @@ type LoginResult struct {
 	Expires int64  // token expiry, Unix seconds
 }
 
-// Login checks a username and password and issues a JWT when issueJWT is true. An unknown user and a
-// wrong password give the same ErrBadCredentials, after the same amount of work.
-func (s *Service) Login(ctx context.Context, username, password string, issueJWT bool) (LoginResult, error) {
+// LoginInput is a login attempt.
+type LoginInput struct {
+	Username, Password string
+	IssueJWT           bool
+	ClientAddr         string // for the abuse limits
+}
+
+// Login checks a username and password and issues a JWT when IssueJWT is set. An unknown user and a
+// wrong password give the same ErrBadCredentials, after the same amount of work. Too many failures
+// for the username or from the address give a *ThrottledError (ETHROTTLED) without a check.
+func (s *Service) Login(ctx context.Context, in LoginInput) (LoginResult, error) {
+	now := s.now()
+	user := in.Username
+	if !validUsername(user) {
+		user = "" // no such user exists; don't let arbitrary strings take memory
+	}
+	if wait := max(s.limits.loginUser.wait(user, now), s.limits.loginAddr.wait(in.ClientAddr, now)); wait > 0 {
+		return LoginResult{}, throttled(wait)
+	}
+	res, err := s.login(ctx, in.Username, in.Password, in.IssueJWT)
+	if err == ErrBadCredentials {
+		s.limits.loginUser.fail(user, now)
+		s.limits.loginAddr.fail(in.ClientAddr, now)
+	}
+	return res, err
+}
+
+func (s *Service) login(ctx context.Context, username, password string, issueJWT bool) (LoginResult, error) {
 	var u User
 	var err error = ErrNotFound
 	if validUsername(username) { // no user has another name, and a NUL cannot even be looked up

@@ -37,11 +37,14 @@ func Errorf(code, format string, args ...any) *Error {
 // "" for nil.
 func ErrorCode(err error) string {
 	var e *Error
+	var te *ThrottledError
 	switch {
 	case err == nil:
 		return ""
 	case errors.As(err, &e):
 		return e.Code
+	case errors.As(err, &te):
+		return ETHROTTLED
 	default:
 		return EINTERNAL
 	}
@@ -52,6 +55,10 @@ func ErrorMessage(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Message
+	}
+	var te *ThrottledError
+	if errors.As(err, &te) {
+		return te.Error()
 	}
 	return "Internal error"
 }

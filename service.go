@@ -27,6 +27,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives background failures (default slog.Default()).
 	Logger *slog.Logger
+	// Limits are the abuse limits; nil means DefaultLimits.
+	Limits *Limits
 }
 
 // Service holds the business rules of OpenConsole. It is safe for concurrent use; Close it to write
@@ -46,6 +48,7 @@ type Service struct {
 
 	cache      *sessionCache // nil when disabled
 	touchEvery time.Duration // see touch
+	limits     limiters
 
 	stop chan struct{}
 	done chan struct{}
@@ -82,6 +85,10 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 	if err := s.loadKeys(ctx, true); err != nil {
 		return nil, err
 	}
+	if opts.Limits == nil {
+		opts.Limits = &DefaultLimits
+	}
+	s.limits = newLimiters(*opts.Limits)
 	s.touchEvery = time.Minute
 	if opts.SessionTTL > 0 {
 		s.touchEvery = min(time.Minute, opts.SessionTTL/10)
@@ -121,6 +128,7 @@ type ActivateInput struct {
 	SessionID     string // the X-Session-Id header, raw
 	Authorization string // the Authorization header, raw
 	HasAuth       bool   // whether an Authorization header was sent at all
+	ClientAddr    string // the client's address, for the abuse limits
 }
 
 // Activation is the outcome of a successful activation.
@@ -135,16 +143,30 @@ type Activation struct {
 // Activate activates a device (wire contract §3.3): by license key or serial number when one is
 // given, else from the licenses of the user whose bearer token is presented. Refusals are the
 // EFORBIDDEN errors ErrLicenseNotFound, ErrLicenseInvalid, ErrMaxActivations,
-// ErrMissingAuthorization, ErrInvalidAuthorization, ErrTokenRefused and ErrNoRemainingSeats.
+// ErrMissingAuthorization, ErrInvalidAuthorization, ErrTokenRefused and ErrNoRemainingSeats; a
+// client address with too many activations of unknown keys gets a *ThrottledError (ETHROTTLED).
 func (s *Service) Activate(ctx context.Context, in ActivateInput) (Activation, error) {
 	sid, _ := ParseSessionID(in.SessionID)
 	if in.LicenseKey != "" {
-		if CheckKey(in.LicenseKey) != nil {
-			// No license or serial has such a key (both are created through CheckKey), and some
-			// could not even be looked up: PostgreSQL text cannot hold a NUL byte.
-			return Activation{}, ErrLicenseNotFound
+		now := s.now()
+		if wait := s.limits.activation.wait(in.ClientAddr, now); wait > 0 {
+			// A device that presents a live session of this very key is not guessing.
+			if act, ok := s.stillActive(ctx, in.LicenseKey, sid, now); ok {
+				return act, nil
+			}
+			return Activation{}, throttled(wait)
 		}
-		return s.activateKey(ctx, in.LicenseKey, sid)
+		var act Activation
+		var err error = ErrLicenseNotFound
+		// No license or serial has a key that fails CheckKey (both are created through it), and
+		// some could not even be looked up: PostgreSQL text cannot hold a NUL byte.
+		if CheckKey(in.LicenseKey) == nil {
+			act, err = s.activateKey(ctx, in.LicenseKey, sid)
+		}
+		if err == ErrLicenseNotFound {
+			s.limits.activation.fail(in.ClientAddr, now)
+		}
+		return act, err
 	}
 	if !in.HasAuth {
 		return Activation{}, ErrMissingAuthorization
@@ -161,18 +183,25 @@ func (s *Service) Activate(ctx context.Context, in ActivateInput) (Activation, e
 	return s.activateBearer(ctx, claims.UserID, sid)
 }
 
+// stillActive answers a re-activation whose session is live on the key (the 204 case) from a read.
+func (s *Service) stillActive(ctx context.Context, key, sid string, now time.Time) (Activation, bool) {
+	if sid == "" {
+		return Activation{}, false
+	}
+	st, err := s.lookup(ctx, sid, now)
+	if err != nil || st.License.Key != key || !s.live(st, now) {
+		return Activation{}, false
+	}
+	s.touch(sid, st.Session.LastSeenAt, now)
+	return Activation{Session: SessionRef{sid, st.Session.Timestamp}, LicenseKey: key}, true
+}
+
 func (s *Service) activateKey(ctx context.Context, key, sid string) (Activation, error) {
 	now := s.now()
 	// A device that is still active re-activates on every start: answer it from a read, without
-	// taking the write lock.
-	if sid != "" {
-		st, err := s.lookup(ctx, sid, now)
-		if err == nil && st.License.Key == key && s.live(st, now) {
-			s.touch(sid, st.Session.LastSeenAt, now)
-			return Activation{Session: SessionRef{sid, st.Session.Timestamp}, LicenseKey: key}, nil
-		} else if err != nil && !errors.Is(err, ErrNotFound) {
-			return Activation{}, fmt.Errorf("activate: %w", err)
-		}
+	// taking the write lock. (A store failure here is retried by the transaction below.)
+	if act, ok := s.stillActive(ctx, key, sid, now); ok {
+		return act, nil
 	}
 	if err := s.flushForSeats(ctx); err != nil {
 		return Activation{}, fmt.Errorf("activate: %w", err)
@@ -427,6 +456,7 @@ func (s *Service) pollChanges() {
 		return
 	}
 	if time.Since(s.pruned) > 10*time.Minute {
+		s.limits.sweep(time.Now())
 		s.pruned = time.Now()
 		if err := s.store.PruneChanges(ctx, time.Now().Add(-time.Hour)); err != nil {
 			s.log.Warn("prune change log", "err", err)

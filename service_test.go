@@ -255,7 +255,7 @@ func TestTokensAcrossServices(t *testing.T) {
 	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
 		a := newService(t, dsn, openconsole.Options{})
 		u, _ := a.CreateUser(ctx, openconsole.UserInput{Username: "u", Password: "pw"})
-		res, err := a.Login(ctx, "u", "pw", true)
+		res, err := a.Login(ctx, openconsole.LoginInput{Username: "u", Password: "pw", IssueJWT: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,13 +263,13 @@ func TestTokensAcrossServices(t *testing.T) {
 		if got, _, err := b.Authenticate(ctx, res.Token); err != nil || got.ID != u.ID {
 			t.Fatalf("token from another service: %+v, %v", got, err)
 		}
-		if _, err := a.Login(ctx, "u", "wrong", true); err != openconsole.ErrBadCredentials {
+		if _, err := a.Login(ctx, openconsole.LoginInput{Username: "u", Password: "wrong", IssueJWT: true}); err != openconsole.ErrBadCredentials {
 			t.Errorf("wrong password: %v", err)
 		}
-		if _, err := a.Login(ctx, "nobody", "pw", true); err != openconsole.ErrBadCredentials {
+		if _, err := a.Login(ctx, openconsole.LoginInput{Username: "nobody", Password: "pw", IssueJWT: true}); err != openconsole.ErrBadCredentials {
 			t.Errorf("unknown user: %v", err)
 		}
-		if r, err := a.Login(ctx, "u", "pw", false); err != nil || r.Token != "" {
+		if r, err := a.Login(ctx, openconsole.LoginInput{Username: "u", Password: "pw"}); err != nil || r.Token != "" {
 			t.Errorf("login without a JWT = %+v, %v", r, err)
 		}
 	})

@@ -6,6 +6,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 
@@ -17,28 +18,51 @@ const MaxBodyBytes = 64 << 10
 
 // Server is an http.Handler for the console API.
 type Server struct {
-	svc    *openconsole.Service
-	log    *slog.Logger
-	static map[string]map[string]handlerFunc // path -> method -> handler
+	svc      *openconsole.Service
+	log      *slog.Logger
+	static   map[string]map[string]handlerFunc // path -> method -> handler
+	patterns []*pattern                        // paths with {param} segments, tried after static
+
+	defaultStore *int64 // see WithDefaultStore
+
+	clientIPHeader string        // see WithClientIPHeader
+	inFlight       chan struct{} // see WithMaxInFlight; nil: unbounded
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request)
 
 // New returns the console API on svc. A nil logger means slog.Default().
-func New(svc *openconsole.Service, log *slog.Logger) *Server {
+func New(svc *openconsole.Service, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
 	s := &Server{svc: svc, log: log, static: make(map[string]map[string]handlerFunc)}
+	for _, o := range opts {
+		o(s)
+	}
 	s.handle("POST", "/api/v2/auth/login", s.login)
 	s.handle("POST", "/api/v2/auth/validate", s.authValidate)
 	s.handle("POST", "/api/v2/device/license/activate", s.activate)
 	s.handle("POST", "/api/v2/device/license/validate", s.validate)
 	s.handle("POST", "/api/v2/device/license", s.registerSerial)
+	s.handleApps()
 	return s
 }
 
+// handle routes method and path to h. A path segment {name} matches any one segment, which the
+// handler reads, percent-decoded, with r.PathValue(name).
 func (s *Server) handle(method, path string, h handlerFunc) {
+	if strings.Contains(path, "{") {
+		for _, p := range s.patterns {
+			if p.path == path {
+				p.methods[method] = h
+				return
+			}
+		}
+		s.patterns = append(s.patterns, &pattern{path: path, segs: strings.Split(path[1:], "/"),
+			methods: map[string]handlerFunc{method: h}})
+		return
+	}
 	if s.static[path] == nil {
 		s.static[path] = make(map[string]handlerFunc)
 	}
@@ -47,6 +71,10 @@ func (s *Server) handle(method, path string, h handlerFunc) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w) {
+		return
+	}
+	defer s.release()
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -76,6 +104,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := cleanPath(r.URL.EscapedPath())
 	methods, ok := s.static[path]
 	if !ok {
+		methods, ok = s.match(r, path)
+	}
+	if !ok {
 		writeError(w, http.StatusNotFound, "Not found: "+truncate(path, 200))
 		return
 	}
@@ -95,6 +126,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	handler(w, r)
+}
+
+// pattern is a route with {param} segments.
+type pattern struct {
+	path    string
+	segs    []string // literal segments, and {name} for a parameter
+	methods map[string]handlerFunc
+}
+
+// match finds the pattern route of a cleaned path and sets the request's path values from it. A
+// parameter is percent-decoded with '+' kept literal (wire contract §1.1): RS sends + as %2B, CPP
+// sends it raw, and both mean +.
+func (s *Server) match(r *http.Request, path string) (map[string]handlerFunc, bool) {
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+next:
+	for _, p := range s.patterns {
+		if len(p.segs) != len(segs) {
+			continue
+		}
+		for i, ps := range p.segs {
+			if !strings.HasPrefix(ps, "{") && ps != segs[i] {
+				continue next
+			}
+		}
+		for i, ps := range p.segs {
+			if strings.HasPrefix(ps, "{") {
+				v, err := url.PathUnescape(segs[i])
+				if err != nil {
+					continue next
+				}
+				r.SetPathValue(ps[1:len(ps)-1], v)
+			}
+		}
+		return p.methods, true
+	}
+	return nil, false
 }
 
 // cleanPath normalises an escaped request path for routing, without any redirect: runs of '/'

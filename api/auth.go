@@ -48,7 +48,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Invalid payload: username and password are required")
 		return
 	}
-	res, err := s.svc.Login(r.Context(), *req.Username, *req.Password, req.IssueJWT == nil || *req.IssueJWT)
+	res, err := s.svc.Login(r.Context(), openconsole.LoginInput{
+		Username: *req.Username, Password: *req.Password, IssueJWT: req.IssueJWT == nil || *req.IssueJWT,
+		ClientAddr: s.clientAddr(r),
+	})
 	if err != nil {
 		s.fail(w, r, err, "Could not log in")
 		return

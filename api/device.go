@@ -46,7 +46,7 @@ func (s *Server) activate(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	in := openconsole.ActivateInput{SessionID: r.Header.Get("X-Session-Id")}
+	in := openconsole.ActivateInput{SessionID: r.Header.Get("X-Session-Id"), ClientAddr: s.clientAddr(r)}
 	if req.LicenseKey != nil {
 		in.LicenseKey = strings.TrimSpace(*req.LicenseKey)
 	}

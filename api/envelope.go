@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -65,6 +66,12 @@ var statusOf = map[string]int{
 // fail answers err in the error envelope. Domain errors carry their own reason; anything else is
 // logged and answered 500 with the endpoint's fixed reason, so no internal detail reaches a client.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, internalReason string) {
+	var te *openconsole.ThrottledError
+	if errors.As(err, &te) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(te.RetryAfter.Seconds()))))
+		writeError(w, http.StatusTooManyRequests, te.Error())
+		return
+	}
 	if status, ok := statusOf[openconsole.ErrorCode(err)]; ok {
 		writeError(w, status, openconsole.ErrorMessage(err))
 		return

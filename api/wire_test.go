@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,13 +29,23 @@ import (
 	"openconsole/sqlstore"
 )
 
-// The endpoints implemented so far (wire contract §2.1 to §2.5).
+// The endpoints (wire contract §2.1 to §2.11).
 const (
 	pathLogin        = "/api/v2/auth/login"
 	pathAuthValidate = "/api/v2/auth/validate"
 	pathActivate     = "/api/v2/device/license/activate"
 	pathValidate     = "/api/v2/device/license/validate"
 	pathRegister     = "/api/v2/device/license"
+
+	// §2.6 to §2.11.
+	pathManifests      = "/api/v2/manifests" // + /{app}/{version}
+	pathTokens         = "/api/v2/tokens"
+	pathProducts       = "/api/v2/products"
+	pathProductApps    = "/api/v2/products/apps"
+	pathReviews        = "/api/v2/products/apps/reviews"
+	pathMyProducts     = "/api/v2/my/products"
+	pathMyProductApps  = "/api/v2/my/products/apps"
+	pathMySubscription = "/api/v2/my/subscriptions"
 )
 
 const (
@@ -51,6 +62,9 @@ type consoleEnv struct {
 	svc   *openconsole.Service
 	srv   *httptest.Server
 	hc    *http.Client
+
+	// apiOpts configure the API server; set them and restart to apply.
+	apiOpts []api.Option
 
 	// skew is added to the service clock, to step the wall clock (nanoseconds).
 	skew atomic.Int64
@@ -69,6 +83,11 @@ func newConsole(t *testing.T, dsn string, opts openconsole.Options) *consoleEnv 
 		e.opts.Now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
 	}
 	e.opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	if e.opts.Limits == nil {
+		// These suites send many failing requests from one address on purpose; the abuse limits
+		// have tests of their own.
+		e.opts.Limits = &openconsole.Limits{}
+	}
 	e.hc = &http.Client{
 		Timeout: 30 * time.Second,
 		// A redirect is a failure (§1.1): look at it rather than follow it.
@@ -92,7 +111,7 @@ func (e *consoleEnv) start(t *testing.T) {
 		t.Fatalf("new service: %v", err)
 	}
 	e.store, e.svc = st, svc
-	e.srv = httptest.NewServer(api.New(svc, e.opts.Logger))
+	e.srv = httptest.NewServer(api.New(svc, e.opts.Logger, e.apiOpts...))
 }
 
 func (e *consoleEnv) stop() {
@@ -194,9 +213,11 @@ func (e *consoleEnv) do(t *testing.T, c call) reply {
 //     and statusText equal to http.StatusText; an error carries a non-empty reason and no data,
 //     a success carries data;
 //   - cases 40-43 and §1.4: X-Session-Id, when sent, is one JSON object with both a lower-case
-//     UUID id and an integer timestamp >= 0. It is sent only on an activate 200/204 or a validate
-//     that answers isValid:true, never on a 403; a 204 always has it, with the id the request
-//     presented; on an activate 200 it equals data.sessionId;
+//     UUID id and an integer timestamp >= 0. It is sent only on an activate 200/204, a validate
+//     that answers isValid:true, or a manifests or tokens answer after the session was found live,
+//     never on a 403; a 204 always has it, with the id the request presented; on an activate 200
+//     it equals data.sessionId; manifests 200/400/404 and tokens 200/204 always have it, naming
+//     the presented session (§1.4, §2.6, §2.7);
 //   - device validate always answers 200 with a body holding a boolean data.isValid (§2.4);
 //   - an activate 200 issues a new id with a timestamp above every one issued before (§3.4);
 //   - §1.6: with an Origin, Access-Control-Allow-Origin and Expose-Headers: X-Session-Id;
@@ -288,6 +309,8 @@ func (e *consoleEnv) checkWire(t *testing.T, req *http.Request, c call, r *reply
 	}
 	isActivate := route == pathActivate && req.Method == http.MethodPost
 	isValidate := route == pathValidate && req.Method == http.MethodPost
+	isManifest := isManifestRoute(route) && (req.Method == http.MethodGet || req.Method == http.MethodHead)
+	isToken := route == pathTokens && req.Method == http.MethodPost
 	valid := false
 	if isValidate {
 		if r.status != http.StatusOK {
@@ -305,11 +328,25 @@ func (e *consoleEnv) checkWire(t *testing.T, req *http.Request, c call, r *reply
 		t.Errorf("%s: X-Session-Id %q on a 403; want none (case 42)", what, r.header.Get("X-Session-Id"))
 	case isValidate && !valid:
 		t.Errorf("%s: X-Session-Id %q with isValid:false; want none (case 42)", what, r.header.Get("X-Session-Id"))
-	case !(isActivate && (r.status == http.StatusOK || r.status == http.StatusNoContent)) && !isValidate:
+	case !(isActivate && (r.status == http.StatusOK || r.status == http.StatusNoContent)) && !isValidate && !isManifest && !isToken:
 		t.Errorf("%s: X-Session-Id %q on a %d; want it only where a live session is known (§1.4)", what, r.header.Get("X-Session-Id"), r.status)
 	}
-	// A session the request presented keeps its id: 204 and a valid validate name it.
-	if r.sid != nil && (isActivate && r.status == http.StatusNoContent || isValidate && valid) {
+	// Manifests and tokens check the session first: any answer but 403 (and 5xx) is for a live
+	// session, and these carry it (§1.4).
+	if isManifest && (r.status == http.StatusOK || r.status == http.StatusBadRequest || r.status == http.StatusNotFound) ||
+		isToken && (r.status == http.StatusOK || r.status == http.StatusNoContent) {
+		kind := "tokens"
+		if isManifest {
+			kind = "manifests"
+		}
+		e.seen[kind+" "+strconv.Itoa(r.status)]++
+		if r.sid == nil {
+			t.Errorf("%s: %d without a valid X-Session-Id header; want {id,timestamp} (§1.4)", what, r.status)
+		}
+	}
+	// A session the request presented keeps its id: 204, a valid validate, manifests and tokens
+	// name it.
+	if r.sid != nil && (isActivate && r.status == http.StatusNoContent || isValidate && valid || isManifest || isToken) {
 		if !presented(r.sid.ID) {
 			t.Errorf("%s: X-Session-Id id %q; want the presented session %q", what, r.sid.ID, req.Header.Get("X-Session-Id"))
 		}
@@ -386,6 +423,12 @@ func (e *consoleEnv) checkIssued(t *testing.T, what string, r *reply, reqSID str
 		t.Errorf("%s: timestamp %d; want more than the previous one issued, %d (case 24)", what, s.Timestamp, e.issued[n-1].Timestamp)
 	}
 	e.issued = append(e.issued, s)
+}
+
+// isManifestRoute reports whether a routed path is GET /api/v2/manifests/{app}/{version}.
+func isManifestRoute(route string) bool {
+	rest, ok := strings.CutPrefix(route, pathManifests+"/")
+	return ok && strings.Count(rest, "/") == 1 && !strings.HasPrefix(rest, "/") && !strings.HasSuffix(rest, "/")
 }
 
 // routeOf is the path a request must be routed as (§1.1): runs of / collapsed, no trailing /,

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with --debug-addr
+	"strconv"
+	"strings"
 	"time"
 
 	"openconsole"
@@ -24,6 +27,13 @@ func cmdServe(e *cliEnv, args []string) int {
 	connTimeout := fs.Duration("db-connect-timeout", 5*time.Second, "PostgreSQL connect timeout")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (keep it private; default: off)")
+	limits := openconsole.DefaultLimits
+	fs.Func("limit-activation", limitUsage("activations with an unknown key or serial, per client address", limits.ActivationFailuresPerAddr),
+		limitFlag(&limits.ActivationFailuresPerAddr))
+	fs.Func("limit-login-user", limitUsage("failed logins per username", limits.LoginFailuresPerUser), limitFlag(&limits.LoginFailuresPerUser))
+	fs.Func("limit-login-addr", limitUsage("failed logins per client address", limits.LoginFailuresPerAddr), limitFlag(&limits.LoginFailuresPerAddr))
+	clientIPHeader := fs.String("client-ip-header", "", "behind a proxy: take the client address from the last value of this header (e.g. X-Forwarded-For)")
+	maxInFlight := fs.Int("max-in-flight", 4096, "requests served at once; more are answered 503 (0: no bound)")
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
@@ -36,7 +46,7 @@ func cmdServe(e *cliEnv, args []string) int {
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	svc, st, closeAll, err := e.open(
 		sqlstore.Options{MaxConns: *maxConns, StatementTimeout: *stmtTimeout, ConnectTimeout: *connTimeout},
-		openconsole.Options{SessionTTL: *sessionTTL, TokenTTL: *tokenTTL, Logger: log})
+		openconsole.Options{SessionTTL: *sessionTTL, TokenTTL: *tokenTTL, Logger: log, Limits: &limits})
 	if err != nil {
 		return e.fail(err)
 	}
@@ -47,7 +57,7 @@ func cmdServe(e *cliEnv, args []string) int {
 		return e.fail(err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(svc, log),
+		Handler:           api.New(svc, log, api.WithClientIPHeader(*clientIPHeader), api.WithMaxInFlight(*maxInFlight)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -79,4 +89,26 @@ func cmdServe(e *cliEnv, args []string) int {
 		log.Warn("shutdown", "err", err)
 	}
 	return 0
+}
+
+func limitUsage(what string, def openconsole.Limit) string {
+	return fmt.Sprintf("abuse limit on %s: BURST,PER_MINUTE (0 disables; default %d,%g)", what, def.Burst, def.PerMinute)
+}
+
+// limitFlag parses BURST,PER_MINUTE into l.
+func limitFlag(l *openconsole.Limit) func(string) error {
+	return func(v string) error {
+		if v == "0" {
+			*l = openconsole.Limit{}
+			return nil
+		}
+		b, r, ok := strings.Cut(v, ",")
+		burst, err1 := strconv.Atoi(strings.TrimSpace(b))
+		rate, err2 := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if !ok || err1 != nil || err2 != nil || burst < 0 || rate < 0 {
+			return fmt.Errorf("want BURST,PER_MINUTE such as 30,30 (or 0 to disable)")
+		}
+		*l = openconsole.Limit{Burst: burst, PerMinute: rate}
+		return nil
+	}
 }

@@ -1,0 +1,259 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"openconsole"
+	"openconsole/api"
+	"openconsole/sqlstore"
+	"openconsole/sqlstore/sqlstoretest"
+)
+
+// limitServer runs the API with the default abuse limits, taking the client address from
+// X-Forwarded-For so that one test can speak from several addresses. Its clock stands still, so
+// that no bucket refills while a slow (race-detector) run is under way.
+func limitServer(t *testing.T, dsn string) (*openconsole.Service, string) {
+	t.Helper()
+	st, err := sqlstore.Open(context.Background(), dsn, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	svc, err := openconsole.NewService(context.Background(), st, openconsole.Options{Now: func() time.Time { return frozen }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := api.New(svc, slog.New(slog.NewTextHandler(io.Discard, nil)), api.WithClientIPHeader("X-Forwarded-For"))
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); svc.Close(); st.Close() })
+	return svc, srv.URL
+}
+
+type limitResp struct {
+	status     int
+	reason     string
+	retryAfter string
+	sessionID  string
+}
+
+func limitPost(t *testing.T, c *http.Client, url, path, from, sid, body string) limitResp {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+path, bytes.NewReader([]byte(body)))
+	req.Header.Set("X-Forwarded-For", from)
+	if sid != "" {
+		req.Header.Set("X-Session-Id", sid)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var env struct {
+		Reason     string `json:"reason"`
+		StatusCode int    `json:"statusCode"`
+		Data       struct {
+			SessionID struct {
+				ID string `json:"id"`
+			} `json:"sessionId"`
+		} `json:"data"`
+	}
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &env); err != nil || env.StatusCode != resp.StatusCode {
+			t.Fatalf("status %d with body %q outside the envelope", resp.StatusCode, b)
+		}
+	}
+	return limitResp{resp.StatusCode, env.Reason, resp.Header.Get("Retry-After"), env.Data.SessionID.ID}
+}
+
+// TestKeyGuessingThrottledBootStormNot: 2,000 devices behind one NAT address activate with valid
+// keys at once and all succeed (then validate); 1,000 random keys from one address are refused
+// 429 after the configured burst of failures, while a device of that address that presents its
+// live session still gets its 204, and other addresses are not affected.
+func TestKeyGuessingThrottledBootStormNot(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		svc, url := limitServer(t, dsn)
+		ctx := context.Background()
+		const devices, seats = 2000, 50
+		var keys []string
+		for i := 0; i < devices/seats; i++ {
+			lic, err := svc.CreateLicense(ctx, openconsole.LicenseInput{Seats: seats})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, lic.Key)
+		}
+		const nat = "203.0.113.7"
+		c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		sessions := make([]string, devices)
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 64)
+		var mu sync.Mutex
+		failed := map[int]int{}
+		for i := 0; i < devices; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				r := limitPost(t, c, url, "/api/v2/device/license/activate", nat, "", `{"licenseKey":"`+keys[i%len(keys)]+`"}`)
+				mu.Lock()
+				defer mu.Unlock()
+				if r.status != http.StatusOK {
+					failed[r.status]++
+					return
+				}
+				sessions[i] = r.sessionID
+			}(i)
+		}
+		wg.Wait()
+		if len(failed) > 0 {
+			t.Fatalf("boot storm from one address: failures by status %v, want every device activated", failed)
+		}
+		for i, sid := range sessions {
+			if r := limitPost(t, c, url, "/api/v2/device/license/validate", nat, sid, ""); r.status != http.StatusOK {
+				t.Fatalf("validate of device %d: status %d", i, r.status)
+			}
+		}
+
+		// Key guessing from one address.
+		const attacker = "198.51.100.9"
+		burst := openconsole.DefaultLimits.ActivationFailuresPerAddr.Burst
+		notFound, throttled := 0, 0
+		for i := 0; i < 1000; i++ {
+			r := limitPost(t, c, url, "/api/v2/device/license/activate", attacker, "", fmt.Sprintf(`{"licenseKey":"GUESS-%04d-%s"}`, i, openconsole.NewLicenseKey()))
+			switch r.status {
+			case http.StatusForbidden:
+				notFound++
+				if throttled > 0 {
+					t.Fatalf("guess %d answered 403 after being throttled", i)
+				}
+			case http.StatusTooManyRequests:
+				throttled++
+				if n, err := strconv.Atoi(r.retryAfter); err != nil || n < 1 {
+					t.Fatalf("429 with Retry-After %q, want a positive number of seconds", r.retryAfter)
+				}
+			default:
+				t.Fatalf("guess %d: status %d", i, r.status)
+			}
+		}
+		if notFound != burst || throttled != 1000-burst {
+			t.Errorf("1000 guesses: %d answered not found, %d throttled; want %d and %d", notFound, throttled, burst, 1000-burst)
+		}
+		// Throttled or not, a real key is not let through for the guessing address...
+		if r := limitPost(t, c, url, "/api/v2/device/license/activate", attacker, "", `{"licenseKey":"`+keys[0]+`"}`); r.status != http.StatusTooManyRequests {
+			t.Errorf("real key from the throttled address: status %d, want 429", r.status)
+		}
+		// ...but a device there that presents its live session is answered.
+		if r := limitPost(t, c, url, "/api/v2/device/license/activate", attacker, sessions[0], `{"licenseKey":"`+keys[0]+`"}`); r.status != http.StatusNoContent {
+			t.Errorf("re-activation with a live session from the throttled address: status %d, want 204", r.status)
+		}
+		// Other addresses are not affected.
+		if r := limitPost(t, c, url, "/api/v2/device/license/activate", "192.0.2.1", "", `{"licenseKey":"NOPE"}`); r.status != http.StatusForbidden {
+			t.Errorf("unknown key from another address: status %d, want 403", r.status)
+		}
+	})
+}
+
+// TestLoginThrottling: failed logins are throttled per username (even from many addresses, and even
+// for the right password once throttled) and per address (even across usernames).
+func TestLoginThrottling(t *testing.T) {
+	svc, url := limitServer(t, sqlstoretest.DSN(t, "sqlite"))
+	ctx := context.Background()
+	for _, u := range []string{"victim", "bystander"} {
+		if _, err := svc.CreateUser(ctx, openconsole.UserInput{Username: u, Password: "right"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &http.Client{}
+	login := func(from, user, pw string) limitResp {
+		return limitPost(t, c, url, "/api/v2/auth/login", from, "", `{"username":"`+user+`","password":"`+pw+`"}`)
+	}
+	perUser := openconsole.DefaultLimits.LoginFailuresPerUser.Burst
+	for i := 0; i < perUser; i++ {
+		if r := login(fmt.Sprintf("10.0.0.%d", i), "victim", "wrong"); r.status != http.StatusForbidden {
+			t.Fatalf("failure %d: status %d, want 403", i, r.status)
+		}
+	}
+	if r := login("10.0.1.1", "victim", "right"); r.status != http.StatusTooManyRequests || r.retryAfter == "" {
+		t.Errorf("right password after %d failures from many addresses: status %d Retry-After %q, want 429", perUser, r.status, r.retryAfter)
+	}
+	if r := login("10.0.1.1", "bystander", "right"); r.status != http.StatusOK {
+		t.Errorf("another user: status %d, want 200", r.status)
+	}
+
+	perAddr := openconsole.DefaultLimits.LoginFailuresPerAddr.Burst
+	for i := 0; i < perAddr; i++ {
+		if r := login("10.9.9.9", fmt.Sprintf("nobody%d", i), "x"); r.status != http.StatusForbidden {
+			t.Fatalf("spray %d: status %d, want 403", i, r.status)
+		}
+	}
+	if r := login("10.9.9.9", "bystander", "right"); r.status != http.StatusTooManyRequests {
+		t.Errorf("login from an address that sprayed %d usernames: status %d, want 429", perAddr, r.status)
+	}
+}
+
+// TestOverloadAnswers503: past the in-flight bound a request is answered 503 in the envelope.
+func TestOverloadAnswers503(t *testing.T) {
+	st := sqlstoretest.Open(t, "sqlite")
+	svc, err := openconsole.NewService(context.Background(), st, openconsole.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	h := api.New(svc, slog.New(slog.NewTextHandler(io.Discard, nil)), api.WithMaxInFlight(1))
+	// Hold the one slot with a request whose body never finishes arriving.
+	pr, pw := io.Pipe()
+	started := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req := httptest.NewRequest("POST", "/api/v2/auth/login", io.TeeReader(pr, closeOnRead(started)))
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}()
+	pw.Write([]byte("{"))
+	<-started
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v2/device/license/validate", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("second request: status %d Retry-After %q, want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	var env struct {
+		StatusCode int    `json:"statusCode"`
+		Reason     string `json:"reason"`
+	}
+	if json.Unmarshal(rec.Body.Bytes(), &env) != nil || env.StatusCode != 503 || env.Reason == "" {
+		t.Errorf("503 body %q is not the error envelope", rec.Body.String())
+	}
+	pw.Close()
+	<-done
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v2/device/license/validate", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("after the slot is free: status %d, want 200", rec.Code)
+	}
+}
+
+// closeOnRead is a writer that closes ch on the first write: it tells when the handler has begun
+// reading the body.
+type closeOnRead chan struct{}
+
+func (c closeOnRead) Write(p []byte) (int, error) {
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+	return len(p), nil
+}
