@@ -89,28 +89,54 @@ func (s *Service) Authenticate(ctx context.Context, token string) (User, Claims,
 }
 
 func (s *Service) parseToken(ctx context.Context, token string) (Claims, error) {
-	now := s.now()
+	now := time.Now()
 	lookup := func(kid string) (SigningKey, bool) {
 		k, ok := s.keys.Load().byID[kid]
-		if !ok && s.loadKeys(ctx, false) == nil {
+		if !ok && s.loadKeys(ctx, now) == nil {
 			// Another process may have added the key since we loaded ours.
 			k, ok = s.keys.Load().byID[kid]
 		}
 		return k, ok
 	}
-	return parseToken(token, lookup, now)
+	return parseToken(token, lookup, s.now())
 }
 
-// keyReloadInterval bounds how often unknown key ids make us re-read the signing keys.
-const keyReloadInterval = time.Second
+// KeyRefreshInterval is how often a server re-reads the signing keys, so that it signs with a key
+// rotated in by another process (and stops accepting keys dropped by a rotation).
+const KeyRefreshInterval = time.Minute
 
-// loadKeys reads the signing keys from the store, creating the first one if there is none. Unless
-// force is set it does nothing when the keys were read less than keyReloadInterval ago.
-func (s *Service) loadKeys(ctx context.Context, force bool) error {
+// RotateSigningKey adds a new JWT signing key, with which every server signs from its next key
+// refresh on. Tokens signed with older keys keep verifying until they expire, unless dropOld is set:
+// then every other key is deleted and their tokens stop verifying (after a compromise; everybody
+// must log in again). It returns the new key's id.
+func (s *Service) RotateSigningKey(ctx context.Context, dropOld bool) (string, error) {
+	k := NewSigningKey(s.now())
+	err := s.store.Update(ctx, func(tx Tx) error {
+		if err := tx.AddSigningKey(k); err != nil {
+			return err
+		}
+		if dropOld {
+			return tx.DeleteSigningKeysExcept(k.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("rotate signing key: %w", err)
+	}
+	if err := s.loadKeys(ctx, time.Now()); err != nil {
+		return "", err
+	}
+	return k.ID, nil
+}
+
+// loadKeys reads the signing keys from the store, creating the first one if there is none. It does
+// nothing when another call read them after since: concurrent reloads (such as many requests with a
+// token of a key another process just added) share one read. Pass time.Now() to always read.
+func (s *Service) loadKeys(ctx context.Context, since time.Time) error {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
-	if !force && time.Since(s.keysLoaded) < keyReloadInterval {
-		return errors.New("signing keys read recently")
+	if s.keysLoaded.After(since) {
+		return nil
 	}
 	s.keysLoaded = time.Now()
 	keys, err := s.store.SigningKeys(ctx)

@@ -82,7 +82,7 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 		seen: make(map[string]time.Time),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	if err := s.loadKeys(ctx, true); err != nil {
+	if err := s.loadKeys(ctx, time.Now()); err != nil {
 		return nil, err
 	}
 	if opts.Limits == nil {
@@ -423,6 +423,8 @@ func (s *Service) flushLoop() {
 	defer close(s.done)
 	flush := time.NewTicker(s.opts.TouchInterval)
 	defer flush.Stop()
+	keys := time.NewTicker(KeyRefreshInterval)
+	defer keys.Stop()
 	var pollC <-chan time.Time
 	if s.cache != nil {
 		poll := time.NewTicker(pollInterval)
@@ -440,6 +442,10 @@ func (s *Service) flushLoop() {
 			}
 		case <-pollC:
 			s.pollChanges()
+		case <-keys.C:
+			if err := s.loadKeys(context.Background(), time.Now()); err != nil {
+				s.log.Warn("refresh signing keys", "err", err)
+			}
 		}
 	}
 }

@@ -2,6 +2,9 @@ package openconsole_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -273,4 +276,59 @@ func TestTokensAcrossServices(t *testing.T) {
 			t.Errorf("login without a JWT = %+v, %v", r, err)
 		}
 	})
+}
+
+// TestSigningKeyRotation: after a rotation by another process, tokens signed with the old key keep
+// verifying everywhere, new tokens use the new key and verify everywhere; a rotation that drops the
+// old keys makes their tokens fail.
+func TestSigningKeyRotation(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		a := newService(t, dsn, openconsole.Options{})
+		u, _ := a.CreateUser(ctx, openconsole.UserInput{Username: "u", Password: "pw"})
+		old, _ := a.IssueToken(u.ID)
+		admin := newService(t, dsn, openconsole.Options{})
+		kid, err := admin.RotateSigningKey(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, _ := admin.IssueToken(u.ID)
+		if kidOf(t, fresh) != kid || kidOf(t, old) == kid {
+			t.Fatalf("new token kid %q, old token kid %q, rotated key %q", kidOf(t, fresh), kidOf(t, old), kid)
+		}
+		for name, svc := range map[string]*openconsole.Service{"a": a, "admin": admin} {
+			for tname, tok := range map[string]string{"old": old, "fresh": fresh} {
+				if _, _, err := svc.Authenticate(ctx, tok); err != nil {
+					t.Errorf("%s token on %s: %v", tname, name, err)
+				}
+			}
+		}
+		if _, err := admin.RotateSigningKey(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		for tname, tok := range map[string]string{"old": old, "fresh": fresh} {
+			if _, _, err := admin.Authenticate(ctx, tok); err != openconsole.ErrInvalidToken {
+				t.Errorf("%s token after the old keys were dropped: err = %v, want ErrInvalidToken", tname, err)
+			}
+		}
+		newest, _ := admin.IssueToken(u.ID)
+		if _, _, err := a.Authenticate(ctx, newest); err != nil {
+			t.Errorf("token of the newest key on another server: %v", err)
+		}
+	})
+}
+
+func kidOf(t *testing.T, token string) string {
+	t.Helper()
+	h, _, _ := strings.Cut(token, ".")
+	b, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(b, &hdr); err != nil {
+		t.Fatal(err)
+	}
+	return hdr.Kid
 }

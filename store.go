@@ -91,4 +91,6 @@ type Tx interface {
 	MarkSerialActivated(licenseID int64) error
 	// AddSigningKey stores a JWT signing key.
 	AddSigningKey(k SigningKey) error
+	// DeleteSigningKeysExcept deletes every JWT signing key but the one with the given id.
+	DeleteSigningKeysExcept(id string) error
 }

@@ -321,6 +321,11 @@ func (t *txn) MarkSerialActivated(licenseID int64) error {
 	return err
 }
 
+func (t *txn) DeleteSigningKeysExcept(id string) error {
+	_, err := t.tx.ExecContext(t.ctx, t.d.q(`DELETE FROM signing_keys WHERE id <> ?`), id)
+	return err
+}
+
 func (t *txn) AddSigningKey(k openconsole.SigningKey) error {
 	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO signing_keys (id, secret, created_at) VALUES (?, ?, ?)`),
 		k.ID, hex.EncodeToString(k.Secret), ms(k.CreatedAt))

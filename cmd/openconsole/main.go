@@ -32,6 +32,7 @@ Commands:
   serial register --serial SN --model M --manufacturer NAME --manufacturer-id N --date YYYY-MM-DD
   session list [--license KEY]
   session revoke ID
+  jwt rotate [--drop-old]
 
 Every admin command prints JSON on stdout and exits non-zero with a message on stderr on error.
 `
@@ -112,4 +113,5 @@ var commands = map[string]func(*cliEnv, []string) int{
 	"serial register": cmdSerialRegister,
 	"session list":    cmdSessionList,
 	"session revoke":  cmdSessionRevoke,
+	"jwt rotate":      cmdJWTRotate,
 }
