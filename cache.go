@@ -3,6 +3,7 @@ package openconsole
 import (
 	"context"
 	"encoding/hex"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,12 +47,53 @@ func keyOf(id string) (k sessionKey, ok bool) {
 	return k, err == nil
 }
 
-// cachedSession is what validate needs of a session, in 40 bytes.
+// cachedSession is what validate needs of a session, in 16 bytes: with a million sessions cached,
+// every byte here is a megabyte. Revoked sessions are not cached, nor sessions of licenses whose id
+// does not fit 32 bits (they are read from the database).
 type cachedSession struct {
-	licenseID int64
 	ts        int64
-	lastSeen  int64 // Unix ms
+	licenseID uint32
+	lastSeen  uint32 // in seenRes units from seenBase, rounded down; see packSeen
+}
+
+// seenClock packs last-seen times into 32 bits. Its resolution is a hundredth of the idle timeout
+// (between 1 ms and 1 s), so rounding makes a session look at most 1% of its TTL idler, well
+// within the slack that touch already takes; its origin lies 2^31 units before the cache was made,
+// so the range reaches as far into the past as into the future (at least 24 days each way).
+type seenClock struct {
+	base, res int64 // Unix ms, ms
+}
+
+func newSeenClock(ttl time.Duration) seenClock {
+	res := int64(1000)
+	if ttl > 0 {
+		res = min(1000, max(1, ttl.Milliseconds()/100))
+	}
+	return seenClock{base: time.Now().UnixMilli() - res<<31, res: res}
+}
+
+func (c seenClock) pack(ms int64) uint32 {
+	if ms == 0 {
+		return 0
+	}
+	return uint32(min(math.MaxUint32, max(1, (ms-c.base)/c.res)))
+}
+
+func (c seenClock) unpack(v uint32) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(c.base + int64(v)*c.res).UTC()
+}
+
+// cachedLicense is what validate and activation need of a license.
+type cachedLicense struct {
+	key       string
+	ownerID   int64
+	expiresAt int64 // Unix ms, 0: never
 	revokedAt int64 // Unix ms, 0: not revoked
+	seats     int32
+	serial    bool // kind serial, else key
 }
 
 type cacheShard struct {
@@ -62,9 +104,10 @@ type cacheShard struct {
 type sessionCache struct {
 	shards   [cacheShards]cacheShard
 	licMu    sync.RWMutex
-	licenses map[int64]License
+	licenses map[int64]cachedLicense
 	size     atomic.Int64
 	max      int64
+	seen     seenClock
 
 	// gen counts invalidations. A fill that read the database before an invalidation must not
 	// store what it read after it (it may be the state from before the change).
@@ -74,8 +117,8 @@ type sessionCache struct {
 	lastSeq      int64 // owned by the poller
 }
 
-func newSessionCache(max int) *sessionCache {
-	c := &sessionCache{licenses: make(map[int64]License), max: int64(max)}
+func newSessionCache(max int, ttl time.Duration) *sessionCache {
+	c := &sessionCache{licenses: make(map[int64]cachedLicense), max: int64(max), seen: newSeenClock(ttl)}
 	for i := range c.shards {
 		c.shards[i].m = make(map[sessionKey]cachedSession)
 	}
@@ -97,27 +140,37 @@ func (c *sessionCache) get(k sessionKey, id string, now time.Time) (SessionState
 	if !ok {
 		return SessionState{}, false
 	}
+	lid := int64(e.licenseID)
 	c.licMu.RLock()
-	lic, ok := c.licenses[e.licenseID]
+	l, ok := c.licenses[lid]
 	c.licMu.RUnlock()
 	if !ok {
 		return SessionState{}, false
 	}
 	return SessionState{
-		Session: Session{ID: id, LicenseID: e.licenseID, Timestamp: e.ts, LastSeenAt: fromMS(e.lastSeen), RevokedAt: fromMS(e.revokedAt)},
-		License: lic,
+		Session: Session{ID: id, LicenseID: lid, Timestamp: e.ts, LastSeenAt: c.seen.unpack(e.lastSeen)},
+		License: License{ID: lid, Key: l.key, Kind: kindOf(l.serial), OwnerID: l.ownerID, Seats: int(l.seats),
+			ExpiresAt: fromMS(l.expiresAt), RevokedAt: fromMS(l.revokedAt)},
 	}, true
 }
 
 // put stores what a database read returned, unless an invalidation happened since gen was taken.
+// A revoked session stays revoked, and is rare: it is not worth the memory.
 func (c *sessionCache) put(k sessionKey, st SessionState, gen uint64) {
-	e := cachedSession{licenseID: st.License.ID, ts: st.Session.Timestamp, lastSeen: toMS(st.Session.LastSeenAt), revokedAt: toMS(st.Session.RevokedAt)}
+	if !st.Session.RevokedAt.IsZero() || st.License.ID <= 0 || st.License.ID > math.MaxUint32 {
+		return
+	}
+	e := cachedSession{licenseID: uint32(st.License.ID), ts: st.Session.Timestamp, lastSeen: c.seen.pack(toMS(st.Session.LastSeenAt))}
+	l := st.License
 	c.licMu.Lock()
 	if c.gen.Load() != gen {
 		c.licMu.Unlock()
 		return
 	}
-	c.licenses[st.License.ID] = st.License
+	if cur, ok := c.licenses[l.ID]; !ok || cur.key != l.Key {
+		c.licenses[l.ID] = cachedLicense{key: l.Key, ownerID: l.OwnerID, expiresAt: toMS(l.ExpiresAt),
+			revokedAt: toMS(l.RevokedAt), seats: int32(l.Seats), serial: l.Kind == KindSerial}
+	}
 	c.licMu.Unlock()
 	sh := c.shard(k)
 	sh.mu.Lock()
@@ -133,7 +186,8 @@ func (c *sessionCache) put(k sessionKey, st SessionState, gen uint64) {
 }
 
 // touch moves a cached session's last-seen time forward.
-func (c *sessionCache) touch(k sessionKey, now int64) {
+func (c *sessionCache) touch(k sessionKey, nowMS int64) {
+	now := c.seen.pack(nowMS)
 	sh := c.shard(k)
 	sh.mu.Lock()
 	if e, ok := sh.m[k]; ok && e.lastSeen < now {
@@ -193,6 +247,13 @@ func (c *sessionCache) poll(ctx context.Context, store Store) error {
 	}
 	c.trustedUntil.Store(started.Add(trustWindow).UnixNano())
 	return nil
+}
+
+func kindOf(serial bool) LicenseKind {
+	if serial {
+		return KindSerial
+	}
+	return KindKey
 }
 
 func toMS(t time.Time) int64 {

@@ -127,3 +127,22 @@ func TestCacheDistrustedWhenChangeLogUnreadable(t *testing.T) {
 		return cs.reads.Load() == before
 	})
 }
+
+func TestSeenClockPacking(t *testing.T) {
+	now := time.Now().UnixMilli()
+	for _, tc := range []struct {
+		ttl     time.Duration
+		maxLoss time.Duration
+	}{{0, time.Second}, {600 * time.Millisecond, 6 * time.Millisecond}, {50 * time.Millisecond, time.Millisecond}, {24 * time.Hour, time.Second}} {
+		c := openconsole.NewSeenClockForTest(tc.ttl)
+		for _, ms := range []int64{now, now - 3_600_000, now + 3_600_000, now - 20*24*3_600_000} {
+			got := c.Unpack(c.Pack(ms)).UnixMilli()
+			if got > ms || ms-got >= tc.maxLoss.Milliseconds() {
+				t.Errorf("ttl %v: %d packs to %d: off by %dms, want [0, %v)", tc.ttl, ms, got, ms-got, tc.maxLoss)
+			}
+		}
+		if !c.Unpack(c.Pack(0)).IsZero() {
+			t.Errorf("ttl %v: the zero time does not survive packing", tc.ttl)
+		}
+	}
+}

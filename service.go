@@ -44,7 +44,7 @@ type Service struct {
 	keysLoaded time.Time
 
 	seenMu sync.Mutex
-	seen   map[string]time.Time // last-seen times not yet written
+	seen   map[sessionKey]int64 // last-seen times (Unix ms) not yet written
 
 	cache      *sessionCache // nil when disabled
 	touchEvery time.Duration // see touch
@@ -79,7 +79,7 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 	}
 	s := &Service{
 		store: store, opts: opts, now: opts.Now, log: opts.Logger,
-		seen: make(map[string]time.Time),
+		seen: make(map[sessionKey]int64),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if err := s.loadKeys(ctx, time.Now()); err != nil {
@@ -89,15 +89,15 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 		opts.Limits = &DefaultLimits
 	}
 	s.limits = newLimiters(*opts.Limits)
-	s.touchEvery = time.Minute
+	s.touchEvery = 10 * time.Minute
 	if opts.SessionTTL > 0 {
-		s.touchEvery = min(time.Minute, opts.SessionTTL/10)
+		s.touchEvery = min(time.Hour, opts.SessionTTL/10)
 	}
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 2_000_000
 	}
 	if opts.CacheSize > 0 {
-		s.cache = newSessionCache(opts.CacheSize)
+		s.cache = newSessionCache(opts.CacheSize, opts.SessionTTL)
 		latest, err := store.Changes(ctx, -1, 0)
 		if err != nil {
 			return nil, fmt.Errorf("read change log: %w", err)
@@ -370,11 +370,14 @@ func (s *Service) live(st SessionState, now time.Time) bool {
 		return true
 	}
 	last := st.Session.LastSeenAt
-	s.seenMu.Lock()
-	if t, ok := s.seen[st.Session.ID]; ok && t.After(last) {
-		last = t
+	if k, ok := keyOf(st.Session.ID); ok {
+		s.seenMu.Lock()
+		t, ok := s.seen[k]
+		s.seenMu.Unlock()
+		if ok && t > last.UnixMilli() {
+			last = time.UnixMilli(t)
+		}
 	}
-	s.seenMu.Unlock()
 	return now.Sub(last) < s.opts.SessionTTL
 }
 
@@ -389,20 +392,23 @@ func (s *Service) liveSince(now time.Time) time.Time {
 // touch records activity of a session; flushLoop writes it out in batches, off the request path.
 //
 // Activity is recorded only when it moves the session's last-seen time on by touchEvery (a tenth of
-// the idle timeout, at most a minute): a device validating every few seconds then costs one write
-// per touchEvery, not one per validate. The price is that a session can look up to touchEvery idler
-// than it is, so it must show activity within 90% of the idle timeout to stay live.
+// the idle timeout, at most an hour; ten minutes without one): a fleet validating every minute then
+// costs one write per session per touchEvery, not one per validate. The price is that a session can
+// look up to touchEvery idler than it is, so it must show activity within 90% of the idle timeout
+// to stay live.
 func (s *Service) touch(id string, lastSeen, now time.Time) {
 	if !lastSeen.IsZero() && now.Sub(lastSeen) < s.touchEvery {
 		return
 	}
+	k, ok := keyOf(id)
+	if !ok {
+		return
+	}
 	s.seenMu.Lock()
-	s.seen[id] = now
+	s.seen[k] = now.UnixMilli()
 	s.seenMu.Unlock()
 	if s.cache != nil {
-		if k, ok := keyOf(id); ok {
-			s.cache.touch(k, now.UnixMilli())
-		}
+		s.cache.touch(k, now.UnixMilli())
 	}
 }
 
@@ -495,6 +501,10 @@ func (s *Service) invalidate(ch Change) {
 	}
 }
 
+// touchChunk bounds the last-seen writes of one transaction, so that a large flush never holds the
+// writer (and the activations queued behind it) for long.
+const touchChunk = 2000
+
 func (s *Service) flushSeen(ctx context.Context) error {
 	s.seenMu.Lock()
 	batch := s.seen
@@ -502,20 +512,38 @@ func (s *Service) flushSeen(ctx context.Context) error {
 		s.seenMu.Unlock()
 		return nil
 	}
-	s.seen = make(map[string]time.Time, len(batch))
+	s.seen = make(map[sessionKey]int64)
 	s.seenMu.Unlock()
-	if err := s.store.TouchSessions(ctx, batch); err != nil {
-		// Put the batch back so the next flush tries again; newer activity wins.
-		s.seenMu.Lock()
-		for id, t := range batch {
-			if cur, ok := s.seen[id]; !ok || t.After(cur) {
-				s.seen[id] = t
-			}
+	chunk := make(map[string]time.Time, min(len(batch), touchChunk))
+	var failed error
+	for k, t := range batch {
+		if failed != nil {
+			s.retouch(k, t)
+			continue
 		}
-		s.seenMu.Unlock()
-		return err
+		chunk[formatUUID(k[:])] = time.UnixMilli(t)
+		delete(batch, k)
+		if len(chunk) == touchChunk || len(batch) == 0 {
+			if err := s.store.TouchSessions(ctx, chunk); err != nil {
+				failed = err
+				for id, t := range chunk {
+					k, _ := keyOf(id)
+					s.retouch(k, t.UnixMilli())
+				}
+			}
+			clear(chunk)
+		}
 	}
-	return nil
+	return failed
+}
+
+// retouch puts back activity that could not be written, for the next flush; newer activity wins.
+func (s *Service) retouch(k sessionKey, t int64) {
+	s.seenMu.Lock()
+	if cur, ok := s.seen[k]; !ok || t > cur {
+		s.seen[k] = t
+	}
+	s.seenMu.Unlock()
 }
 
 // wrap passes domain errors through unchanged and prefixes storage errors with op.

@@ -19,6 +19,7 @@ import (
 
 type runOpts struct {
 	addr         string
+	addr2        string // with --url2: a second server sharing the validate load
 	conns        int
 	duration     time.Duration
 	rate         float64
@@ -31,6 +32,7 @@ type runOpts struct {
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	target := fs.String("url", "http://127.0.0.1:8080", "the OpenConsole server")
+	target2 := fs.String("url2", "", "a second server on the same database: validate connections alternate between the two")
 	fleetFile := fs.String("fleet", "fleet.json", "the fleet description written by populate")
 	devices := fs.Int("devices", 0, "activate this many of the fleet's devices (0: all)")
 	var o runOpts
@@ -42,6 +44,7 @@ func cmdRun(args []string) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "with --baseline: alternating rounds of baseline and server; medians are reported")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	skipActivate := fs.Bool("skip-activate", false, "do not activate (only with --validate stored)")
+	warmup := fs.Bool("warmup", false, "first validate every session once (reported apart: the server's first look at each session)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,6 +53,13 @@ func cmdRun(args []string) error {
 		return fmt.Errorf("--url: want http://HOST:PORT")
 	}
 	o.addr = u.Host
+	if *target2 != "" {
+		u2, err := url.Parse(*target2)
+		if err != nil || u2.Host == "" {
+			return fmt.Errorf("--url2: want http://HOST:PORT")
+		}
+		o.addr2 = u2.Host
+	}
 	var f fleet
 	b, err := os.ReadFile(*fleetFile)
 	if err != nil {
@@ -84,6 +94,14 @@ func cmdRun(args []string) error {
 		return fmt.Errorf("no sessions to validate")
 	}
 	rep.Sessions = len(sessions)
+
+	if *warmup {
+		s, err := sweep(o, o.addr, sessions, "validate (first look)")
+		if err != nil {
+			return err
+		}
+		rep.Endpoints = append(rep.Endpoints, s)
+	}
 
 	var baseAddr string
 	if o.baseline {
@@ -265,6 +283,62 @@ func activateFleet(o runOpts, f fleet, limit int) ([]string, map[string]*stats, 
 	return sessions, st, nil
 }
 
+// sweep validates every session once, spread over o.conns connections.
+func sweep(o runOpts, addr string, sessions []string, name string) (summary, error) {
+	total := newStats(name)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	errc := make(chan error, o.conns)
+	start := time.Now()
+	for w := 0; w < o.conns; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c, err := dial(pick(o, addr, w))
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer c.close()
+			s := newStats(name)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(sessions) {
+					break
+				}
+				t0 := time.Now()
+				resp, err := c.post("/api/v2/device/license/validate", []string{"X-Session-Id: " + sessions[i]}, nil)
+				if err == nil && resp.status == 200 && !bytes.Contains(resp.body, []byte(`"isValid":true`)) {
+					s.add(time.Since(t0), 1200, nil)
+					continue
+				}
+				s.add(time.Since(t0), resp.status, err)
+			}
+			mu.Lock()
+			total.merge(s)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	total.elapsed = time.Since(start)
+	select {
+	case err := <-errc:
+		return summary{}, err
+	default:
+	}
+	return total.summary(), nil
+}
+
+// pick returns the address connection w of a load against addr talks to: with a second server,
+// every other connection goes there.
+func pick(o runOpts, addr string, w int) string {
+	if addr == o.addr && o.addr2 != "" && w%2 == 1 {
+		return o.addr2
+	}
+	return addr
+}
+
 // validateLoad validates random sessions of the list over o.conns connections for o.duration.
 func validateLoad(o runOpts, addr string, sessions []string, name string) (summary, error) {
 	total := newStats(name)
@@ -285,7 +359,7 @@ func validateLoad(o runOpts, addr string, sessions []string, name string) (summa
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			c, err := dial(addr)
+			c, err := dial(pick(o, addr, w))
 			if err != nil {
 				errc <- err
 				return

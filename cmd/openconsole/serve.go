@@ -22,7 +22,7 @@ func cmdServe(e *cliEnv, args []string) int {
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	sessionTTL := fs.Duration("session-ttl", 0, "idle timeout of a session (0: none)")
 	tokenTTL := fs.Duration("token-ttl", 24*time.Hour, "lifetime of a login JWT")
-	maxConns := fs.Int("db-max-conns", 16, "database connections (SQLite: readers; PostgreSQL: pool size)")
+	maxConns := fs.Int("db-max-conns", 0, "database connections (default: SQLite 8 readers, PostgreSQL a pool of 16)")
 	stmtTimeout := fs.Duration("db-statement-timeout", 10*time.Second, "PostgreSQL statement timeout")
 	connTimeout := fs.Duration("db-connect-timeout", 5*time.Second, "PostgreSQL connect timeout")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight")
