@@ -42,6 +42,22 @@ type Store interface {
 	// PruneChanges deletes changes logged before the given time.
 	PruneChanges(ctx context.Context, before time.Time) error
 
+	// App returns an app by name, with its sealed registry credentials.
+	App(ctx context.Context, name string) (App, error)
+	// Manifests lists manifest variants ordered by app, version and creation: those of one app
+	// version, of one app (version ""), or all (app "").
+	Manifests(ctx context.Context, app, version string) ([]Manifest, error)
+	// DataKeys returns every key that encrypts secrets at rest, oldest first.
+	DataKeys(ctx context.Context) ([]DataKey, error)
+	// TokenIssuances lists recorded download-token answers in order, of one session or (sessionID
+	// "") all.
+	TokenIssuances(ctx context.Context, sessionID string) ([]TokenIssuance, error)
+	// Products returns the products q selects, in id order, and their number without paging.
+	Products(ctx context.Context, q ProductQuery) ([]Product, int, error)
+	// Subscriptions lists subscriptions in id order, of one user (userID > 0) or all, and with
+	// storeID only those of products in that store.
+	Subscriptions(ctx context.Context, userID int64, storeID *int64) ([]Subscription, error)
+
 	Close() error
 }
 
@@ -93,4 +109,31 @@ type Tx interface {
 	AddSigningKey(k SigningKey) error
 	// DeleteSigningKeysExcept deletes every JWT signing key but the one with the given id.
 	DeleteSigningKeysExcept(id string) error
+
+	// App returns an app by name.
+	App(name string) (App, error)
+	// PutApp stores an app, replacing the stored one of that name.
+	PutApp(a App) error
+	// PutManifest stores a manifest variant, replacing one with the same app, version and
+	// _schemaVersion (replaced is then true). The app must exist.
+	PutManifest(m Manifest) (replaced bool, err error)
+	// RemoveManifests removes the variants of an app version, or the one with schemaVersion when it
+	// is not "", and returns how many it removed.
+	RemoveManifests(app, version, schemaVersion string) (int, error)
+	// DataKeys returns every data key, oldest first.
+	DataKeys() ([]DataKey, error)
+	// AddDataKey stores a data key.
+	AddDataKey(k DataKey) error
+	// RecordToken stores a download-token answer.
+	RecordToken(ti TokenIssuance) error
+	// Product returns a product by id and locks it until the end of the transaction.
+	Product(id int64) (Product, error)
+	// PutProduct stores a product, replacing the stored one with its id.
+	PutProduct(p Product) error
+	// AddReview stores a review and returns it with its id.
+	AddReview(r Review) (Review, error)
+	// OwnsProduct reports whether the user has a subscription of the product in an owning status.
+	OwnsProduct(userID, productID int64) (bool, error)
+	// CreateSubscription stores a subscription and returns it with its id.
+	CreateSubscription(s Subscription) (Subscription, error)
 }

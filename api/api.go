@@ -45,6 +45,7 @@ func New(svc *openconsole.Service, log *slog.Logger, opts ...Option) *Server {
 	s.handle("POST", "/api/v2/device/license/activate", s.activate)
 	s.handle("POST", "/api/v2/device/license/validate", s.validate)
 	s.handle("POST", "/api/v2/device/license", s.registerSerial)
+	s.handleApps()
 	return s
 }
 

@@ -2,7 +2,7 @@ package api_test
 
 // The conformance cases of the wire contract (/work/shared/docs/wire-contract.md §6), run against
 // the real HTTP server over a real store, on every engine. Cases 44-55 and 61-66 (manifests, tokens,
-// products and user routes) are not implemented yet and are left out. Cases 5 and 40-43 hold for
+// products and user routes) are in apps_conformance_test.go. Cases 5 and 40-43 hold for
 // every response of every test: consoleEnv.do checks them (see checkWire).
 
 import (
@@ -166,8 +166,8 @@ func TestConformance(t *testing.T) {
 			}
 		})
 		step("02_cors_on_normal_responses", func(t *testing.T) {
-			// products/apps is not implemented yet (case 61), so only its CORS headers are checked;
-			// checkWire checks them on every request with an Origin, on implemented routes too.
+			// Only the CORS headers are checked here (products/apps itself is case 61); checkWire
+			// checks them on every request with an Origin.
 			for _, c := range []call{
 				{method: http.MethodGet, path: "/api/v2/products/apps"},
 				validateCall(),

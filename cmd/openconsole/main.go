@@ -24,7 +24,7 @@ The database is chosen by --db or OPENCONSOLE_DB: sqlite:PATH (or a plain path) 
 postgres://USER:PASS@HOST:PORT/DB; the default is ./openconsole.db.
 
 Commands:
-  serve [--addr HOST:PORT] [--session-ttl DURATION] [--token-ttl DURATION]
+  serve [--addr HOST:PORT] [--session-ttl DURATION] [--token-ttl DURATION] [--default-store ID]
   user create --username U (--password P | --password-stdin) [--email E] [--display-name N] [--vendor] [--whitelabeled]
   license create [--owner USERNAME] [--activations N] [--expires RFC3339] [--key KEY]
   license list
@@ -33,6 +33,15 @@ Commands:
   session list [--license KEY]
   session revoke ID
   jwt rotate [--drop-old]
+  app manifest add FILE [--official[=false]]
+  app manifest list [--app APP]
+  app manifest remove APP VERSION [--schema-version V]
+  app credentials set APP --username U [--password-file F]   (default: the password on stdin)
+  app tokens list [--session ID]
+  product import FILE                 (a JSON array of products as the API returns them; - is stdin)
+  product list [--store ID]
+  subscription add --user U --product ID [--status active]
+  subscription list [--user U]
 
 Every admin command prints JSON on stdout and exits non-zero with a message on stderr on error.
 `
@@ -64,7 +73,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
-	if cmd != "serve" {
+	if _, single := commands[cmd]; !single {
 		if !hasSubcommands(cmd) {
 			return env.usageErr("unknown command %q", cmd)
 		}
@@ -72,6 +81,13 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return env.usageErr("%s needs a subcommand", cmd)
 		}
 		cmd, rest = cmd+" "+rest[0], rest[1:]
+		// Some groups nest one level deeper: app manifest add.
+		if _, ok := commands[cmd]; !ok && hasSubcommands(cmd) {
+			if len(rest) == 0 {
+				return env.usageErr("%s needs a subcommand", cmd)
+			}
+			cmd, rest = cmd+" "+rest[0], rest[1:]
+		}
 	}
 	run, ok := commands[cmd]
 	if !ok {
@@ -114,4 +130,14 @@ var commands = map[string]func(*cliEnv, []string) int{
 	"session list":    cmdSessionList,
 	"session revoke":  cmdSessionRevoke,
 	"jwt rotate":      cmdJWTRotate,
+
+	"app manifest add":    cmdAppManifestAdd,
+	"app manifest list":   cmdAppManifestList,
+	"app manifest remove": cmdAppManifestRemove,
+	"app credentials set": cmdAppCredentialsSet,
+	"app tokens list":     cmdAppTokensList,
+	"product import":      cmdProductImport,
+	"product list":        cmdProductList,
+	"subscription add":    cmdSubscriptionAdd,
+	"subscription list":   cmdSubscriptionList,
 }

@@ -34,6 +34,15 @@ func cmdServe(e *cliEnv, args []string) int {
 	fs.Func("limit-login-addr", limitUsage("failed logins per client address", limits.LoginFailuresPerAddr), limitFlag(&limits.LoginFailuresPerAddr))
 	clientIPHeader := fs.String("client-ip-header", "", "behind a proxy: take the client address from the last value of this header (e.g. X-Forwarded-For)")
 	maxInFlight := fs.Int("max-in-flight", 4096, "requests served at once; more are answered 503 (0: no bound)")
+	var apiOpts []api.Option
+	fs.Func("default-store", "store id whose products /api/v2/products lists when a request names none (default: every store)", func(v string) error {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id < 0 {
+			return errors.New("want a store id, a non-negative integer")
+		}
+		apiOpts = append(apiOpts, api.WithDefaultStore(id))
+		return nil
+	})
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
@@ -57,7 +66,7 @@ func cmdServe(e *cliEnv, args []string) int {
 		return e.fail(err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(svc, log, api.WithClientIPHeader(*clientIPHeader), api.WithMaxInFlight(*maxInFlight)),
+		Handler:           api.New(svc, log, append(apiOpts, api.WithClientIPHeader(*clientIPHeader), api.WithMaxInFlight(*maxInFlight))...),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

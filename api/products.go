@@ -1,0 +1,325 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"openconsole"
+)
+
+// WithDefaultStore names the store whose products GET /api/v2/products and /products/apps list
+// when a request has no store_id (wire contract §2.8). Without it such requests list every store.
+func WithDefaultStore(id int64) Option {
+	return func(s *Server) { s.defaultStore = &id }
+}
+
+// Paging of productResponse: page and per_page as WooCommerce has them.
+const (
+	defaultPerPage = 100
+	maxPerPage     = 100
+)
+
+const productsFailure = "Unknown error"
+
+// productPage is productResponse: {page, totalPages, products}.
+type productPage struct {
+	Page       int               `json:"page"`
+	TotalPages int               `json:"totalPages"`
+	Products   []json.RawMessage `json:"products"`
+}
+
+// appList is appResponse: {totalProducts, products}, totalProducts == len(products).
+type appList struct {
+	TotalProducts int               `json:"totalProducts"`
+	Products      []json.RawMessage `json:"products"`
+}
+
+func documents(ps []openconsole.Product) []json.RawMessage {
+	out := make([]json.RawMessage, len(ps))
+	for i, p := range ps {
+		out[i] = p.Document
+	}
+	return out
+}
+
+// intParam reads an optional integer query parameter at least min. On a bad value it answers 400
+// naming the parameter and returns false.
+func intParam(w http.ResponseWriter, r *http.Request, name string, min int64) (*int64, bool) {
+	vs, ok := r.URL.Query()[name]
+	if !ok {
+		return nil, true
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(vs[0]), 10, 64)
+	if err != nil || n < min {
+		writeError(w, http.StatusBadRequest, "Invalid query parameter "+name)
+		return nil, false
+	}
+	return &n, true
+}
+
+// storeParam reads store_id (wire contract §2.8: a non-integer is 400). With useDefault an absent
+// store_id means the default store, if one is configured.
+func (s *Server) storeParam(w http.ResponseWriter, r *http.Request, useDefault bool) (*int64, bool) {
+	id, ok := intParam(w, r, "store_id", 0)
+	if ok && id == nil && useDefault {
+		id = s.defaultStore
+	}
+	return id, ok
+}
+
+// pageParams reads page and per_page into q and returns the page number and size.
+func pageParams(w http.ResponseWriter, r *http.Request, q *openconsole.ProductQuery) (page, perPage int, ok bool) {
+	p, ok := intParam(w, r, "page", 1)
+	if !ok {
+		return 0, 0, false
+	}
+	pp, ok := intParam(w, r, "per_page", 1)
+	if !ok {
+		return 0, 0, false
+	}
+	page, perPage = 1, defaultPerPage
+	if p != nil {
+		if *p > 1<<30 {
+			writeError(w, http.StatusBadRequest, "Invalid query parameter page")
+			return 0, 0, false
+		}
+		page = int(*p)
+	}
+	if pp != nil {
+		if *pp > maxPerPage {
+			writeError(w, http.StatusBadRequest, "Invalid query parameter per_page (at most "+strconv.Itoa(maxPerPage)+")")
+			return 0, 0, false
+		}
+		perPage = int(*pp)
+	}
+	q.Offset, q.Limit = (page-1)*perPage, perPage
+	return page, perPage, true
+}
+
+// productPageOf lists one page of the products q selects.
+func (s *Server) productPageOf(w http.ResponseWriter, r *http.Request, q openconsole.ProductQuery) {
+	page, perPage, ok := pageParams(w, r, &q)
+	if !ok {
+		return
+	}
+	ps, total, err := s.svc.Products(r.Context(), q)
+	if err != nil {
+		s.fail(w, r, err, productsFailure)
+		return
+	}
+	writeData(w, http.StatusOK, productPage{Page: page, TotalPages: (total + perPage - 1) / perPage, Products: documents(ps)})
+}
+
+// products is GET /api/v2/products (wire contract §2.8).
+func (s *Server) products(w http.ResponseWriter, r *http.Request) {
+	store, ok := s.storeParam(w, r, true)
+	if !ok {
+		return
+	}
+	s.productPageOf(w, r, openconsole.ProductQuery{StoreID: store})
+}
+
+// productApps is GET /api/v2/products/apps (wire contract §2.9): every app product, unpaged.
+func (s *Server) productApps(w http.ResponseWriter, r *http.Request) {
+	store, ok := s.storeParam(w, r, true)
+	if !ok {
+		return
+	}
+	ps, _, err := s.svc.Products(r.Context(), openconsole.ProductQuery{StoreID: store, AppsOnly: true})
+	if err != nil {
+		s.fail(w, r, err, productsFailure)
+		return
+	}
+	writeData(w, http.StatusOK, appList{TotalProducts: len(ps), Products: documents(ps)})
+}
+
+// myProducts is GET /api/v2/my/products (wire contract §2.11): the bearer's products, which are
+// those of their active subscriptions, from every store unless store_id names one.
+func (s *Server) myProducts(w http.ResponseWriter, r *http.Request) {
+	s.myProductsOf(w, r, false)
+}
+
+// myProductApps is GET /api/v2/my/products/apps: like myProducts, apps only.
+func (s *Server) myProductApps(w http.ResponseWriter, r *http.Request) {
+	s.myProductsOf(w, r, true)
+}
+
+func (s *Server) myProductsOf(w http.ResponseWriter, r *http.Request, apps bool) {
+	user, ok := s.bearer(w, r)
+	if !ok {
+		return
+	}
+	store, ok := s.storeParam(w, r, false)
+	if !ok {
+		return
+	}
+	s.productPageOf(w, r, openconsole.ProductQuery{StoreID: store, AppsOnly: apps, OwnerID: user.ID})
+}
+
+type billingJSON struct {
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+	Company   string `json:"company"`
+	Email     string `json:"email"`
+}
+
+type lineItemJSON struct {
+	ID          int64    `json:"id"`
+	Status      string   `json:"status"`
+	ProductID   int64    `json:"product_id"`
+	VariationID int64    `json:"variation_id"`
+	Quantity    int      `json:"quantity"`
+	Image       struct{} `json:"image"`
+}
+
+// orderJSON is an order (wire contract §2.11): one subscription, with one line item.
+type orderJSON struct {
+	ID         int64          `json:"id"`
+	Status     string         `json:"status"`
+	CustomerID int64          `json:"customer_id"`
+	LineItems  []lineItemJSON `json:"line_items"`
+	Billing    billingJSON    `json:"billing"`
+}
+
+// mySubscriptions is GET /api/v2/my/subscriptions (wire contract §2.11).
+func (s *Server) mySubscriptions(w http.ResponseWriter, r *http.Request) {
+	user, ok := s.bearer(w, r)
+	if !ok {
+		return
+	}
+	store, ok := s.storeParam(w, r, false)
+	if !ok {
+		return
+	}
+	subs, err := s.svc.Subscriptions(r.Context(), user.ID, store)
+	if err != nil {
+		s.fail(w, r, err, productsFailure)
+		return
+	}
+	first, last, _ := strings.Cut(user.DisplayName, " ")
+	billing := billingJSON{FirstName: first, LastName: last, Email: user.Email}
+	orders := make([]orderJSON, len(subs))
+	for i, sub := range subs {
+		orders[i] = orderJSON{
+			ID: sub.ID, Status: sub.Status, CustomerID: user.ID, Billing: billing,
+			LineItems: []lineItemJSON{{ID: sub.ID, Status: sub.Status, ProductID: sub.ProductID, Quantity: 1}},
+		}
+	}
+	writeData(w, http.StatusOK, struct {
+		TotalSubscriptions int         `json:"totalSubscriptions"`
+		Subscriptions      []orderJSON `json:"subscriptions"`
+	}{len(orders), orders})
+}
+
+type reviewRequest struct {
+	Data *struct {
+		ProductID     *int64   `json:"product_id"`
+		Review        *string  `json:"review"`
+		Reviewer      *string  `json:"reviewer"`
+		ReviewerEmail *string  `json:"reviewer_email"`
+		Rating        *float64 `json:"rating"`
+	} `json:"data"`
+	JWT *string `json:"jwt"`
+}
+
+// missing names the first required field the request lacks, or "".
+func (req *reviewRequest) missing() string {
+	d := req.Data
+	switch {
+	case d == nil:
+		return "data"
+	case d.ProductID == nil:
+		return "data.product_id"
+	case d.Review == nil:
+		return "data.review"
+	case d.Reviewer == nil:
+		return "data.reviewer"
+	case d.ReviewerEmail == nil:
+		return "data.reviewer_email"
+	case d.Rating == nil:
+		return "data.rating"
+	}
+	return ""
+}
+
+type reviewJSON struct {
+	ID               int64   `json:"id"`
+	DateCreated      string  `json:"date_created"`
+	DateCreatedGMT   string  `json:"date_created_gmt"`
+	ProductID        int64   `json:"product_id"`
+	ProductName      string  `json:"product_name"`
+	ProductPermalink string  `json:"product_permalink"`
+	Status           string  `json:"status"`
+	Reviewer         string  `json:"reviewer"`
+	ReviewerEmail    string  `json:"reviewer_email"`
+	Review           string  `json:"review"`
+	Rating           float64 `json:"rating"`
+	Verified         bool    `json:"verified"`
+}
+
+// wooTime is WooCommerce's date form; the console's site time is UTC, so both dates are equal.
+const wooTime = "2006-01-02T15:04:05"
+
+// review is POST /api/v2/products/apps/reviews (wire contract §2.10). The token comes from
+// Authorization: Bearer (the web app) or, without that header, from the body's jwt (SPEC). 401
+// without a valid token, 400 for a bad payload, else 201 with data.review and success:true.
+func (s *Server) review(w http.ResponseWriter, r *http.Request) {
+	var user openconsole.User
+	fromHeader := strings.TrimSpace(r.Header.Get("Authorization")) != ""
+	if fromHeader {
+		var ok bool
+		if user, ok = s.bearer(w, r); !ok {
+			return
+		}
+	}
+	var req reviewRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if !fromHeader {
+		if req.JWT == nil || strings.TrimSpace(*req.JWT) == "" {
+			writeError(w, http.StatusUnauthorized, "Missing token: send Authorization: Bearer or jwt")
+			return
+		}
+		u, _, err := s.svc.Authenticate(r.Context(), strings.TrimSpace(*req.JWT))
+		if err != nil {
+			s.fail(w, r, err, "Could not authenticate")
+			return
+		}
+		user = u
+	}
+	if f := req.missing(); f != "" {
+		writeError(w, http.StatusBadRequest, "Invalid payload: missing required field '"+f+"'")
+		return
+	}
+	d := req.Data
+	rv, err := s.svc.PostReview(r.Context(), user, openconsole.ReviewInput{
+		ProductID: *d.ProductID, Review: *d.Review, Reviewer: *d.Reviewer, ReviewerEmail: *d.ReviewerEmail, Rating: *d.Rating,
+	})
+	if err != nil {
+		s.fail(w, r, err, productsFailure)
+		return
+	}
+	created := rv.CreatedAt.UTC().Format(wooTime)
+	body := struct {
+		StatusCode int    `json:"statusCode"`
+		StatusText string `json:"statusText"`
+		Data       struct {
+			Review reviewJSON `json:"review"`
+		} `json:"data"`
+		Success bool `json:"success"` // old web apps return the body only when success is truthy
+	}{StatusCode: http.StatusCreated, StatusText: http.StatusText(http.StatusCreated), Success: true}
+	body.Data.Review = reviewJSON{
+		ID: rv.ID, DateCreated: created, DateCreatedGMT: created, ProductID: rv.ProductID,
+		ProductName: rv.ProductName, ProductPermalink: rv.ProductPermalink, Status: rv.Status,
+		Reviewer: rv.Reviewer, ReviewerEmail: rv.ReviewerEmail, Review: rv.Text, Rating: rv.Rating, Verified: rv.Verified,
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		s.fail(w, r, err, productsFailure)
+		return
+	}
+	writeJSON(w, http.StatusCreated, b)
+}
