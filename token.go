@@ -50,7 +50,8 @@ type jwtHeader struct {
 	Kid string `json:"kid,omitempty"`
 }
 
-var b64url = base64.RawURLEncoding
+// b64url decodes strictly: a segment has exactly one spelling, so a token has exactly one string.
+var b64url = base64.RawURLEncoding.Strict()
 
 // signToken returns the compact HS256 JWT for c, signed with k.
 func signToken(k SigningKey, c Claims) string {

@@ -33,6 +33,7 @@ Commands:
   session list [--license KEY]
   session revoke ID
   jwt rotate [--drop-old]
+  backup --out FILE
   app manifest add FILE [--official[=false]]
   app manifest list [--app APP]
   app manifest remove APP VERSION [--schema-version V]
@@ -130,6 +131,7 @@ var commands = map[string]func(*cliEnv, []string) int{
 	"session list":    cmdSessionList,
 	"session revoke":  cmdSessionRevoke,
 	"jwt rotate":      cmdJWTRotate,
+	"backup":          cmdBackup,
 
 	"app manifest add":    cmdAppManifestAdd,
 	"app manifest list":   cmdAppManifestList,
