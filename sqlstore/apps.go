@@ -232,12 +232,12 @@ func (s *Store) Subscriptions(ctx context.Context, userID int64, storeID *int64)
 // The transaction side.
 
 func (t *txn) App(name string) (openconsole.App, error) {
-	return scanApp(t.tx.QueryRowContext(t.ctx, t.d.q(`SELECT `+appCols+` FROM apps WHERE name = ?`+t.d.forUpdate), name))
+	return scanApp(t.queryRow(t.d.q(`SELECT `+appCols+` FROM apps WHERE name = ?`+t.d.forUpdate), name))
 }
 
 func (t *txn) PutApp(a openconsole.App) error {
 	creds := sql.NullString{String: a.Credentials, Valid: a.Credentials != ""}
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO apps (name, official, credentials, created_at, updated_at)
+	_, err := t.exec(t.d.q(`INSERT INTO apps (name, official, credentials, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET official = excluded.official, credentials = excluded.credentials,
 			updated_at = excluded.updated_at`), a.Name, a.Official, creds, ms(a.CreatedAt), ms(a.UpdatedAt))
@@ -246,12 +246,12 @@ func (t *txn) PutApp(a openconsole.App) error {
 
 func (t *txn) PutManifest(m openconsole.Manifest) (bool, error) {
 	var n int
-	err := t.tx.QueryRowContext(t.ctx, t.d.q(`SELECT COUNT(*) FROM manifests WHERE app = ? AND version = ? AND schema_version = ?`),
+	err := t.queryRow(t.d.q(`SELECT COUNT(*) FROM manifests WHERE app = ? AND version = ? AND schema_version = ?`),
 		m.App, m.Version, m.SchemaVersion).Scan(&n)
 	if err != nil {
 		return false, err
 	}
-	_, err = t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO manifests (app, version, schema_version, document, created_at)
+	_, err = t.exec(t.d.q(`INSERT INTO manifests (app, version, schema_version, document, created_at)
 		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (app, version, schema_version) DO UPDATE SET document = excluded.document, created_at = excluded.created_at`),
 		m.App, m.Version, m.SchemaVersion, string(m.Document), ms(m.CreatedAt))
@@ -265,7 +265,7 @@ func (t *txn) RemoveManifests(app, version, schemaVersion string) (int, error) {
 	if schemaVersion != "" {
 		c.add(`schema_version = ?`, schemaVersion)
 	}
-	res, err := t.tx.ExecContext(t.ctx, t.d.q(`DELETE FROM manifests`+c.String()), c.args...)
+	res, err := t.exec(t.d.q(`DELETE FROM manifests`+c.String()), c.args...)
 	if err != nil {
 		return 0, err
 	}
@@ -278,24 +278,24 @@ func (t *txn) DataKeys() ([]openconsole.DataKey, error) {
 }
 
 func (t *txn) AddDataKey(k openconsole.DataKey) error {
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO data_keys (id, secret, created_at) VALUES (?, ?, ?)`),
+	_, err := t.exec(t.d.q(`INSERT INTO data_keys (id, secret, created_at) VALUES (?, ?, ?)`),
 		k.ID, hex.EncodeToString(k.Secret), ms(k.CreatedAt))
 	return err
 }
 
 func (t *txn) RecordToken(ti openconsole.TokenIssuance) error {
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO token_issuances (session_id, app, version, credentials, issued_at)
+	_, err := t.exec(t.d.q(`INSERT INTO token_issuances (session_id, app, version, credentials, issued_at)
 		VALUES (?, ?, ?, ?, ?)`), ti.SessionID, ti.App, ti.Version, ti.Credentials, ms(ti.IssuedAt))
 	return err
 }
 
 func (t *txn) Product(id int64) (openconsole.Product, error) {
-	return scanProduct(t.tx.QueryRowContext(t.ctx, t.d.q(`SELECT `+productCols+` FROM products p WHERE p.id = ?`+t.d.forUpdate), id))
+	return scanProduct(t.queryRow(t.d.q(`SELECT `+productCols+` FROM products p WHERE p.id = ?`+t.d.forUpdate), id))
 }
 
 func (t *txn) PutProduct(p openconsole.Product) error {
 	app := sql.NullString{String: p.App, Valid: p.App != ""}
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO products
+	_, err := t.exec(t.d.q(`INSERT INTO products
 		(id, store_id, app, name, permalink, rating_count, rating_sum, document, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET store_id = excluded.store_id, app = excluded.app, name = excluded.name,
@@ -306,7 +306,7 @@ func (t *txn) PutProduct(p openconsole.Product) error {
 }
 
 func (t *txn) AddReview(r openconsole.Review) (openconsole.Review, error) {
-	err := t.tx.QueryRowContext(t.ctx, t.d.q(`INSERT INTO reviews
+	err := t.queryRow(t.d.q(`INSERT INTO reviews
 		(product_id, user_id, reviewer, reviewer_email, review, rating, status, verified, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		r.ProductID, r.UserID, r.Reviewer, r.ReviewerEmail, r.Text, r.Rating, r.Status, r.Verified, ms(r.CreatedAt)).Scan(&r.ID)
@@ -316,13 +316,13 @@ func (t *txn) AddReview(r openconsole.Review) (openconsole.Review, error) {
 func (t *txn) OwnsProduct(userID, productID int64) (bool, error) {
 	cond, args := owning()
 	var n int
-	err := t.tx.QueryRowContext(t.ctx, t.d.q(`SELECT COUNT(*) FROM subscriptions s WHERE s.user_id = ? AND s.product_id = ? AND `+cond),
+	err := t.queryRow(t.d.q(`SELECT COUNT(*) FROM subscriptions s WHERE s.user_id = ? AND s.product_id = ? AND `+cond),
 		append([]any{userID, productID}, args...)...).Scan(&n)
 	return n > 0, err
 }
 
 func (t *txn) CreateSubscription(sub openconsole.Subscription) (openconsole.Subscription, error) {
-	err := t.tx.QueryRowContext(t.ctx, t.d.q(`INSERT INTO subscriptions (user_id, product_id, status, created_at)
+	err := t.queryRow(t.d.q(`INSERT INTO subscriptions (user_id, product_id, status, created_at)
 		VALUES (?, ?, ?, ?) RETURNING id`), sub.UserID, sub.ProductID, sub.Status, ms(sub.CreatedAt)).Scan(&sub.ID)
 	return sub, err
 }

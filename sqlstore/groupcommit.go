@@ -12,8 +12,8 @@ import (
 // Group commit. Every acknowledged write must be on disk before it is answered (SQLite
 // synchronous=FULL; PostgreSQL's default synchronous_commit), so a commit costs an fsync. Rather
 // than weaken that, one writer goroutine per store takes every Update that is waiting, runs them in
-// one transaction, each in its own savepoint so that one failing does not undo the others, commits
-// once and answers them all. Each function still sees the effects of the ones before it, in order,
+// one transaction, commits once and answers them all; should one of them fail in a way that cannot
+// be kept apart from the others, they are run again one transaction each (see tryBatch). Each function still sees the effects of the ones before it, in order,
 // so the rules (seat counts, the timestamp clock) hold exactly as if they had run one by one. At low
 // load a batch is a single Update and nothing waits.
 
@@ -78,43 +78,68 @@ func (s *Store) writer() {
 func (s *Store) runBatch(batch []*writeReq) {
 	s.stats.batches.Add(1)
 	s.stats.updates.Add(int64(len(batch)))
+	if len(batch) > 1 {
+		if results, ok := s.tryBatch(batch); ok {
+			for i, r := range batch {
+				r.done <- results[i]
+			}
+			return
+		}
+		s.stats.fallbacks.Add(1)
+	}
+	// One transaction per function: alone, or after a batch that could not keep every function's
+	// outcome apart.
+	for _, r := range batch {
+		r.done <- s.runOne(r)
+	}
+}
+
+// tryBatch runs the functions in one transaction without savepoints (each costs round trips and,
+// on PostgreSQL, a subtransaction). That is sound as long as every function that fails does so
+// before it writes, as the activation rules do when they refuse; a function that fails after a
+// write, or any failing statement (which aborts a PostgreSQL transaction), makes tryBatch roll back
+// and report false, and the caller runs the functions one by one instead.
+func (s *Store) tryBatch(batch []*writeReq) ([]error, bool) {
 	results := make([]error, len(batch))
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
+	errUnbatchable := errors.New("unbatchable")
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		t := &txn{ctx: ctx, tx: tx, d: s.d}
-		if s.d.lockClock != "" {
-			if _, err := tx.ExecContext(ctx, s.d.lockClock); err != nil {
-				return err
-			}
-		}
-		if len(batch) == 1 {
-			results[0] = batch[0].run(t)
-			return results[0] // nothing else to keep: roll the whole transaction back
+		if err := s.lockForBatch(ctx, tx); err != nil {
+			return err
 		}
 		for i, r := range batch {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT w`); err != nil {
-				return err
-			}
+			writes := t.writes
 			results[i] = r.run(t)
-			if results[i] != nil {
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT w`); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT w`); err != nil {
-				return err
+			if t.failed || (results[i] != nil && t.writes != writes) {
+				return errUnbatchable
 			}
 		}
 		return nil
 	})
-	for i, r := range batch {
-		if results[i] == nil && err != nil {
-			// The transaction did not commit: nothing of this Update is stored.
-			results[i] = err
+	return results, err == nil
+}
+
+// runOne runs one function in a transaction of its own; any error rolls it back.
+func (s *Store) runOne(r *writeReq) error {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockForBatch(ctx, tx); err != nil {
+			return err
 		}
-		r.done <- results[i]
+		return r.run(&txn{ctx: ctx, tx: tx, d: s.d})
+	})
+}
+
+// lockForBatch takes the lock that orders write transactions across servers (PostgreSQL).
+func (s *Store) lockForBatch(ctx context.Context, tx *sql.Tx) error {
+	if s.d.lockClock == "" {
+		return nil
 	}
+	_, err := tx.ExecContext(ctx, s.d.lockClock)
+	return err
 }
 
 // run calls the Update's function unless its caller has given up already.

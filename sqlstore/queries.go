@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"openconsole"
@@ -217,14 +218,57 @@ type txn struct {
 	ctx context.Context
 	tx  *sql.Tx
 	d   *dialect
+
+	// What group commit needs to know of the functions run in it: how many writing statements ran,
+	// and whether any statement failed (on PostgreSQL that aborts the whole transaction).
+	writes int
+	failed bool
+}
+
+func (t *txn) note(query string, err error) {
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		t.failed = true
+	}
+	if !strings.HasPrefix(strings.TrimSpace(query), "SELECT") {
+		t.writes++
+	}
+}
+
+func (t *txn) exec(query string, args ...any) (sql.Result, error) {
+	res, err := t.tx.ExecContext(t.ctx, query, args...)
+	t.note(query, err)
+	return res, err
+}
+
+func (t *txn) query(query string, args ...any) (*sql.Rows, error) {
+	rows, err := t.tx.QueryContext(t.ctx, query, args...)
+	t.note(query, err)
+	return rows, err
+}
+
+// queryRow is QueryRow whose Scan error is noted too.
+func (t *txn) queryRow(query string, args ...any) txRow {
+	return txRow{t, query, t.tx.QueryRowContext(t.ctx, query, args...)}
+}
+
+type txRow struct {
+	t     *txn
+	query string
+	row   *sql.Row
+}
+
+func (r txRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	r.t.note(r.query, err)
+	return err
 }
 
 func (t *txn) LicenseByKey(key string) (openconsole.License, error) {
-	return scanLicense(t.tx.QueryRowContext(t.ctx, t.d.q(`SELECT `+licenseCols+` FROM licenses l WHERE l.key = ?`+t.d.forUpdate), key))
+	return scanLicense(t.queryRow(t.d.q(`SELECT `+licenseCols+` FROM licenses l WHERE l.key = ?`+t.d.forUpdate), key))
 }
 
 func (t *txn) LicensesByOwner(userID int64) ([]openconsole.License, error) {
-	rows, err := t.tx.QueryContext(t.ctx, t.d.q(`SELECT `+licenseCols+` FROM licenses l
+	rows, err := t.query(t.d.q(`SELECT `+licenseCols+` FROM licenses l
 		WHERE l.owner_id = ? AND l.kind = 'key' ORDER BY l.id`+t.d.forUpdate), userID)
 	if err != nil {
 		return nil, err
@@ -242,24 +286,24 @@ func (t *txn) LicensesByOwner(userID int64) ([]openconsole.License, error) {
 }
 
 func (t *txn) Session(id string) (openconsole.Session, error) {
-	return scanSession(t.tx.QueryRowContext(t.ctx, t.d.q(`SELECT `+sessionCols+` FROM sessions s WHERE s.id = ?`), id))
+	return scanSession(t.queryRow(t.d.q(`SELECT `+sessionCols+` FROM sessions s WHERE s.id = ?`), id))
 }
 
 func (t *txn) CountLiveSessions(licenseID int64, liveSince time.Time) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(t.ctx, t.d.q(`SELECT COUNT(*) FROM sessions
+	err := t.queryRow(t.d.q(`SELECT COUNT(*) FROM sessions
 		WHERE license_id = ? AND revoked_at IS NULL AND last_seen_at >= ?`), licenseID, ms(liveSince)).Scan(&n)
 	return n, err
 }
 
 func (t *txn) NextTimestamp(now time.Time) (int64, error) {
 	var ts int64
-	err := t.tx.QueryRowContext(t.ctx, t.d.q(t.d.nextClock), now.UnixMilli()).Scan(&ts)
+	err := t.queryRow(t.d.q(t.d.nextClock), now.UnixMilli()).Scan(&ts)
 	return ts, err
 }
 
 func (t *txn) CreateSession(s openconsole.Session) error {
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO sessions (id, license_id, ts, created_at, last_seen_at)
+	_, err := t.exec(t.d.q(`INSERT INTO sessions (id, license_id, ts, created_at, last_seen_at)
 		VALUES (?, ?, ?, ?, ?)`), s.ID, s.LicenseID, s.Timestamp, ms(s.CreatedAt), ms(s.LastSeenAt))
 	if isUnique(err) {
 		return openconsole.Errorf(openconsole.ECONFLICT, "session exists already")
@@ -268,16 +312,16 @@ func (t *txn) CreateSession(s openconsole.Session) error {
 }
 
 func (t *txn) RevokeSession(id string, at time.Time) error {
-	if err := t.expectRow(t.tx.ExecContext(t.ctx, t.d.q(`UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`), ms(at), id)); err != nil {
+	if err := t.expectRow(t.exec(t.d.q(`UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`), ms(at), id)); err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO changes (license_id, session_id, at)
+	_, err := t.exec(t.d.q(`INSERT INTO changes (license_id, session_id, at)
 		SELECT license_id, id, ? FROM sessions WHERE id = ?`), ms(at), id)
 	return err
 }
 
 func (t *txn) CreateUser(u openconsole.User) (openconsole.User, error) {
-	err := t.tx.QueryRowContext(t.ctx, t.d.q(`INSERT INTO users
+	err := t.queryRow(t.d.q(`INSERT INTO users
 		(username, email, display_name, password_hash, vendor, whitelabeled, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		u.Username, u.Email, u.DisplayName, u.PasswordHash, u.Vendor, u.Whitelabeled, ms(u.CreatedAt)).Scan(&u.ID)
@@ -289,7 +333,7 @@ func (t *txn) CreateUser(u openconsole.User) (openconsole.User, error) {
 
 func (t *txn) CreateLicense(l openconsole.License) (openconsole.License, error) {
 	owner := sql.NullInt64{Int64: l.OwnerID, Valid: l.OwnerID != 0}
-	err := t.tx.QueryRowContext(t.ctx, t.d.q(`INSERT INTO licenses (key, kind, owner_id, seats, expires_at, created_at)
+	err := t.queryRow(t.d.q(`INSERT INTO licenses (key, kind, owner_id, seats, expires_at, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`),
 		l.Key, string(l.Kind), owner, l.Seats, nullMS(l.ExpiresAt), ms(l.CreatedAt)).Scan(&l.ID)
 	if isUnique(err) {
@@ -299,16 +343,16 @@ func (t *txn) CreateLicense(l openconsole.License) (openconsole.License, error) 
 }
 
 func (t *txn) RevokeLicense(key string, at time.Time) error {
-	if err := t.expectRow(t.tx.ExecContext(t.ctx, t.d.q(`UPDATE licenses SET revoked_at = COALESCE(revoked_at, ?) WHERE key = ?`), ms(at), key)); err != nil {
+	if err := t.expectRow(t.exec(t.d.q(`UPDATE licenses SET revoked_at = COALESCE(revoked_at, ?) WHERE key = ?`), ms(at), key)); err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO changes (license_id, at) SELECT id, ? FROM licenses WHERE key = ?`), ms(at), key)
+	_, err := t.exec(t.d.q(`INSERT INTO changes (license_id, at) SELECT id, ? FROM licenses WHERE key = ?`), ms(at), key)
 	return err
 }
 
 func (t *txn) CreateSerial(s openconsole.Serial) error {
 	by := sql.NullInt64{Int64: s.RegisteredBy, Valid: s.RegisteredBy != 0}
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO serials
+	_, err := t.exec(t.d.q(`INSERT INTO serials
 		(license_id, model, manufacturer_name, manufacturer_id, manufacture_date, registered_by, status, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 		s.LicenseID, s.Model, s.ManufacturerName, s.ManufacturerID, s.ManufactureDate, by, s.Status, ms(s.CreatedAt))
@@ -316,18 +360,18 @@ func (t *txn) CreateSerial(s openconsole.Serial) error {
 }
 
 func (t *txn) MarkSerialActivated(licenseID int64) error {
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`UPDATE serials SET status = ? WHERE license_id = ? AND status <> ?`),
+	_, err := t.exec(t.d.q(`UPDATE serials SET status = ? WHERE license_id = ? AND status <> ?`),
 		openconsole.SerialActivated, licenseID, openconsole.SerialActivated)
 	return err
 }
 
 func (t *txn) DeleteSigningKeysExcept(id string) error {
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`DELETE FROM signing_keys WHERE id <> ?`), id)
+	_, err := t.exec(t.d.q(`DELETE FROM signing_keys WHERE id <> ?`), id)
 	return err
 }
 
 func (t *txn) AddSigningKey(k openconsole.SigningKey) error {
-	_, err := t.tx.ExecContext(t.ctx, t.d.q(`INSERT INTO signing_keys (id, secret, created_at) VALUES (?, ?, ?)`),
+	_, err := t.exec(t.d.q(`INSERT INTO signing_keys (id, secret, created_at) VALUES (?, ?, ?)`),
 		k.ID, hex.EncodeToString(k.Secret), ms(k.CreatedAt))
 	return err
 }
@@ -378,7 +422,7 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]opencons
 // PruneChanges implements openconsole.Store.
 func (s *Store) PruneChanges(ctx context.Context, before time.Time) error {
 	return s.Update(ctx, func(tx openconsole.Tx) error {
-		_, err := tx.(*txn).tx.ExecContext(ctx, s.d.q(`DELETE FROM changes WHERE at < ?`), ms(before))
+		_, err := tx.(*txn).exec(s.d.q(`DELETE FROM changes WHERE at < ?`), ms(before))
 		return err
 	})
 }

@@ -53,7 +53,7 @@ type Store struct {
 	quit       chan struct{}
 	closeOnce  sync.Once
 	writerDone chan struct{}
-	stats      struct{ batches, updates atomic.Int64 }
+	stats      struct{ batches, updates, fallbacks atomic.Int64 }
 }
 
 var _ openconsole.Store = (*Store)(nil)
