@@ -96,11 +96,19 @@ func cmdRun(args []string) error {
 	rep.Sessions = len(sessions)
 
 	if *warmup {
-		s, err := sweep(o, o.addr, sessions, "validate (first look)")
-		if err != nil {
-			return err
+		// Each server gets its own first look at every session (their caches are their own).
+		one := o
+		one.addr2 = ""
+		for i, addr := range []string{o.addr, o.addr2} {
+			if addr == "" {
+				continue
+			}
+			s, err := sweep(one, addr, sessions, fmt.Sprintf("validate (first look %d)", i+1))
+			if err != nil {
+				return err
+			}
+			rep.Endpoints = append(rep.Endpoints, s)
 		}
-		rep.Endpoints = append(rep.Endpoints, s)
 	}
 
 	var baseAddr string
