@@ -293,75 +293,35 @@ func activateFleet(o runOpts, f fleet, limit int) ([]string, map[string]*stats, 
 
 // sweep validates every session once, spread over o.conns connections.
 func sweep(o runOpts, addr string, sessions []string, name string) (summary, error) {
-	total := newStats(name)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	var next atomic.Int64
-	errc := make(chan error, o.conns)
-	start := time.Now()
-	for w := 0; w < o.conns; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			c, err := dial(pick(o, addr, w))
-			if err != nil {
-				errc <- err
-				return
-			}
-			defer c.close()
-			s := newStats(name)
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(sessions) {
-					break
-				}
-				t0 := time.Now()
-				resp, err := c.post("/api/v2/device/license/validate", []string{"X-Session-Id: " + sessions[i]}, nil)
-				if err == nil && resp.status == 200 && !bytes.Contains(resp.body, []byte(`"isValid":true`)) {
-					s.add(time.Since(t0), 1200, nil)
-					continue
-				}
-				s.add(time.Since(t0), resp.status, err)
-			}
-			mu.Lock()
-			total.merge(s)
-			mu.Unlock()
-		}(w)
-	}
-	wg.Wait()
-	total.elapsed = time.Since(start)
-	select {
-	case err := <-errc:
-		return summary{}, err
-	default:
-	}
-	return total.summary(), nil
+	return drive(o, addr, sessions, name, func(*rand.Rand) (int, bool) {
+		i := int(next.Add(1) - 1)
+		return i, i < len(sessions)
+	})
 }
 
-// pick returns the address connection w of a load against addr talks to: with a second server,
-// every other connection goes there.
-func pick(o runOpts, addr string, w int) string {
-	if addr == o.addr && o.addr2 != "" && w%2 == 1 {
-		return o.addr2
-	}
-	return addr
-}
-
-// validateLoad validates random sessions of the list over o.conns connections for o.duration.
+// validateLoad validates random sessions of the list over o.conns connections for o.duration, at
+// o.rate requests a second in all when that is set.
 func validateLoad(o runOpts, addr string, sessions []string, name string) (summary, error) {
-	total := newStats(name)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	errc := make(chan error, o.conns)
 	deadline := time.Now().Add(o.duration)
 	var interval time.Duration
 	if o.rate > 0 {
 		interval = time.Duration(float64(time.Second) * float64(o.conns) / o.rate)
 	}
-	headers := make([][]string, len(sessions))
-	for i, s := range sessions {
-		headers[i] = []string{"X-Session-Id: " + s}
-	}
+	return drive(o, addr, sessions, name, func(rng *rand.Rand) (int, bool) {
+		if interval > 0 {
+			time.Sleep(interval) // closed loop, paced
+		}
+		return rng.IntN(len(sessions)), time.Now().Before(deadline)
+	})
+}
+
+// drive runs o.conns connections that validate the session next names until it says stop.
+func drive(o runOpts, addr string, sessions []string, name string, next func(*rand.Rand) (int, bool)) (summary, error) {
+	total := newStats(name)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errc := make(chan error, o.conns)
 	start := time.Now()
 	for w := 0; w < o.conns; w++ {
 		wg.Add(1)
@@ -375,19 +335,15 @@ func validateLoad(o runOpts, addr string, sessions []string, name string) (summa
 			defer c.close()
 			s := newStats(name)
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			next := time.Now()
-			for time.Now().Before(deadline) {
-				if interval > 0 {
-					next = next.Add(interval)
-					if d := time.Until(next); d > 0 {
-						time.Sleep(d)
-					}
+			for {
+				i, ok := next(rng)
+				if !ok {
+					break
 				}
-				i := rng.IntN(len(sessions))
 				t0 := time.Now()
-				resp, err := c.post("/api/v2/device/license/validate", headers[i], nil)
+				resp, err := c.post("/api/v2/device/license/validate", []string{"X-Session-Id: " + sessions[i]}, nil)
 				if err == nil && resp.status == 200 && !bytes.Contains(resp.body, []byte(`"isValid":true`)) {
-					s.add(time.Since(t0), 1200, nil) // counted apart: answered, but not valid
+					s.add(time.Since(t0), statusNotValid, nil) // answered, but not valid
 					continue
 				}
 				s.add(time.Since(t0), resp.status, err)
@@ -405,6 +361,18 @@ func validateLoad(o runOpts, addr string, sessions []string, name string) (summa
 	default:
 	}
 	return total.summary(), nil
+}
+
+// statusNotValid stands for "200 with isValid:false" in the statistics.
+const statusNotValid = 1200
+
+// pick returns the address connection w of a load against addr talks to: with a second server,
+// every other connection goes there.
+func pick(o runOpts, addr string, w int) string {
+	if addr == o.addr && o.addr2 != "" && w%2 == 1 {
+		return o.addr2
+	}
+	return addr
 }
 
 // stats collects latencies and statuses of one endpoint.
@@ -465,7 +433,7 @@ func (s *stats) summary() summary {
 	}
 	for k, v := range s.statuses {
 		name := fmt.Sprint(k)
-		if k == 1200 {
+		if k == statusNotValid {
 			name = "200 isValid:false"
 		}
 		out.Statuses[name] = v
