@@ -254,6 +254,18 @@ func (s *Store) migrate(ctx context.Context) error {
 		known = all[len(all)-1].version
 	}
 
+	// The common case, a database already at this build's version, needs no write lock: CLI
+	// commands open the database while servers write to it, and a busy SQLite writer can keep
+	// others waiting for its lock.
+	var current int
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err == nil {
+		if current > known {
+			return fmt.Errorf("migrate: the database schema is at version %d, newer than this build of OpenConsole knows (%d); upgrade OpenConsole", current, known)
+		}
+		if current == known {
+			return nil
+		}
+	}
 	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -294,7 +306,6 @@ func (s *Store) migrate(ctx context.Context) error {
 	if len(all) == 0 {
 		return nil
 	}
-	var current int
 	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
