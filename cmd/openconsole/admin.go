@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"openconsole"
-	"openconsole/sqlstore"
 )
 
 type userOut struct {
@@ -51,16 +50,13 @@ func cmdUserCreate(e *cliEnv, args []string) int {
 	if in.Username == "" || in.Password == "" {
 		return e.usageErr("user create needs --username and --password (or --password-stdin)")
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	u, err := svc.CreateUser(e.ctx, in)
-	if err != nil {
-		return e.fail(err)
-	}
-	return e.print(userOut{u.ID, u.Username, u.Email, u.DisplayName, u.Vendor, u.Whitelabeled, u.CreatedAt})
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		u, err := svc.CreateUser(e.ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return userOut{u.ID, u.Username, u.Email, u.DisplayName, u.Vendor, u.Whitelabeled, u.CreatedAt}, nil
+	})
 }
 
 type licenseOut struct {
@@ -132,17 +128,14 @@ func cmdLicenseCreate(e *cliEnv, args []string) int {
 		}
 		in.ExpiresAt = t
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	l, err := svc.CreateLicense(e.ctx, in)
-	if err != nil {
-		return e.fail(err)
-	}
-	owners := &ownerNames{e: e, svc: svc}
-	return e.print(licenseJSON(l, owners.name(l.OwnerID)))
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		l, err := svc.CreateLicense(e.ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		owners := &ownerNames{e: e, svc: svc}
+		return licenseJSON(l, owners.name(l.OwnerID)), nil
+	})
 }
 
 func cmdLicenseList(e *cliEnv, args []string) int {
@@ -151,24 +144,21 @@ func cmdLicenseList(e *cliEnv, args []string) int {
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{SessionTTL: *ttl})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	ls, err := svc.Licenses(e.ctx)
-	if err != nil {
-		return e.fail(err)
-	}
-	owners := &ownerNames{e: e, svc: svc}
-	out := make([]licenseOut, 0, len(ls))
-	for _, l := range ls {
-		o := licenseJSON(l.License, owners.name(l.OwnerID))
-		n := l.LiveSessions
-		o.LiveSessions = &n
-		out = append(out, o)
-	}
-	return e.print(out)
+	return e.withService(openconsole.Options{SessionTTL: *ttl}, func(svc *openconsole.Service) (any, error) {
+		ls, err := svc.Licenses(e.ctx)
+		if err != nil {
+			return nil, err
+		}
+		owners := &ownerNames{e: e, svc: svc}
+		out := make([]licenseOut, 0, len(ls))
+		for _, l := range ls {
+			o := licenseJSON(l.License, owners.name(l.OwnerID))
+			n := l.LiveSessions
+			o.LiveSessions = &n
+			out = append(out, o)
+		}
+		return out, nil
+	})
 }
 
 func cmdLicenseRevoke(e *cliEnv, args []string) int {
@@ -177,20 +167,17 @@ func cmdLicenseRevoke(e *cliEnv, args []string) int {
 	if !ok {
 		return code
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	if err := svc.RevokeLicense(e.ctx, pos[0]); err != nil {
-		return e.fail(err)
-	}
-	l, err := svc.LicenseByKey(e.ctx, pos[0])
-	if err != nil {
-		return e.fail(err)
-	}
-	owners := &ownerNames{e: e, svc: svc}
-	return e.print(licenseJSON(l, owners.name(l.OwnerID)))
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		if err := svc.RevokeLicense(e.ctx, pos[0]); err != nil {
+			return nil, err
+		}
+		l, err := svc.LicenseByKey(e.ctx, pos[0])
+		if err != nil {
+			return nil, err
+		}
+		owners := &ownerNames{e: e, svc: svc}
+		return licenseJSON(l, owners.name(l.OwnerID)), nil
+	})
 }
 
 type serialOut struct {
@@ -220,20 +207,17 @@ func cmdSerialRegister(e *cliEnv, args []string) int {
 	if in.SerialNumber == "" || in.Model == "" || in.ManufacturerName == "" || in.ManufactureDate == "" {
 		return e.usageErr("serial register needs --serial, --model, --manufacturer and --date")
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	sr, err := svc.RegisterSerialAdmin(e.ctx, in)
-	if err != nil {
-		return e.fail(err)
-	}
-	var out serialOut
-	out.LicenseKey, out.SerialNumber, out.Model = sr.SerialNumber, sr.SerialNumber, sr.Model
-	out.Manufacturer.Name, out.Manufacturer.ID = sr.ManufacturerName, sr.ManufacturerID
-	out.ManufactureDate, out.Status, out.CreatedAt = sr.ManufactureDate, sr.Status, sr.CreatedAt
-	return e.print(out)
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		sr, err := svc.RegisterSerialAdmin(e.ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		var out serialOut
+		out.LicenseKey, out.SerialNumber, out.Model = sr.SerialNumber, sr.SerialNumber, sr.Model
+		out.Manufacturer.Name, out.Manufacturer.ID = sr.ManufacturerName, sr.ManufacturerID
+		out.ManufactureDate, out.Status, out.CreatedAt = sr.ManufactureDate, sr.Status, sr.CreatedAt
+		return out, nil
+	})
 }
 
 type sessionOut struct {
@@ -254,24 +238,21 @@ func cmdSessionList(e *cliEnv, args []string) int {
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{SessionTTL: *ttl})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	ss, err := svc.Sessions(e.ctx, *key)
-	if err != nil {
-		return e.fail(err)
-	}
-	out := make([]sessionOut, 0, len(ss))
-	for _, st := range ss {
-		s := st.Session
-		out = append(out, sessionOut{
-			ID: s.ID, License: st.License.Key, Timestamp: s.Timestamp, Live: svc.SessionLive(st),
-			CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, Revoked: !s.RevokedAt.IsZero(), RevokedAt: timePtr(s.RevokedAt),
-		})
-	}
-	return e.print(out)
+	return e.withService(openconsole.Options{SessionTTL: *ttl}, func(svc *openconsole.Service) (any, error) {
+		ss, err := svc.Sessions(e.ctx, *key)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]sessionOut, 0, len(ss))
+		for _, st := range ss {
+			s := st.Session
+			out = append(out, sessionOut{
+				ID: s.ID, License: st.License.Key, Timestamp: s.Timestamp, Live: svc.SessionLive(st),
+				CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, Revoked: !s.RevokedAt.IsZero(), RevokedAt: timePtr(s.RevokedAt),
+			})
+		}
+		return out, nil
+	})
 }
 
 func cmdSessionRevoke(e *cliEnv, args []string) int {
@@ -280,17 +261,14 @@ func cmdSessionRevoke(e *cliEnv, args []string) int {
 	if !ok {
 		return code
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	if err := svc.RevokeSession(e.ctx, pos[0]); err != nil {
-		return e.fail(err)
-	}
-	id, _ := openconsole.ParseSessionID(pos[0])
-	return e.print(struct {
-		ID      string `json:"id"`
-		Revoked bool   `json:"revoked"`
-	}{id, true})
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		if err := svc.RevokeSession(e.ctx, pos[0]); err != nil {
+			return nil, err
+		}
+		id, _ := openconsole.ParseSessionID(pos[0])
+		return struct {
+			ID      string `json:"id"`
+			Revoked bool   `json:"revoked"`
+		}{id, true}, nil
+	})
 }

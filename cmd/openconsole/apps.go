@@ -72,16 +72,13 @@ func cmdAppManifestAdd(e *cliEnv, args []string) int {
 	if _, err := openconsole.ParseManifest(doc); err != nil {
 		return e.fail(fmt.Errorf("%s: %w", pos[0], err))
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	m, app, replaced, err := svc.AddManifest(e.ctx, doc, flagSet)
-	if err != nil {
-		return e.fail(err)
-	}
-	return e.print(manifestOut{m.App, m.Version, m.SchemaVersion, app.Official, m.CreatedAt, &replaced})
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		m, app, replaced, err := svc.AddManifest(e.ctx, doc, flagSet)
+		if err != nil {
+			return nil, err
+		}
+		return manifestOut{m.App, m.Version, m.SchemaVersion, app.Official, m.CreatedAt, &replaced}, nil
+	})
 }
 
 func cmdAppManifestList(e *cliEnv, args []string) int {
@@ -90,29 +87,26 @@ func cmdAppManifestList(e *cliEnv, args []string) int {
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	ms, err := svc.Manifests(e.ctx, *app)
-	if err != nil {
-		return e.fail(err)
-	}
-	official := map[string]bool{}
-	out := make([]manifestOut, 0, len(ms))
-	for _, m := range ms {
-		o, known := official[m.App]
-		if !known {
-			a, err := svc.App(e.ctx, m.App)
-			if err != nil {
-				return e.fail(err)
-			}
-			o, official[m.App] = a.Official, a.Official
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		ms, err := svc.Manifests(e.ctx, *app)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, manifestOut{m.App, m.Version, m.SchemaVersion, o, m.CreatedAt, nil})
-	}
-	return e.print(out)
+		official := map[string]bool{}
+		out := make([]manifestOut, 0, len(ms))
+		for _, m := range ms {
+			o, known := official[m.App]
+			if !known {
+				a, err := svc.App(e.ctx, m.App)
+				if err != nil {
+					return nil, err
+				}
+				o, official[m.App] = a.Official, a.Official
+			}
+			out = append(out, manifestOut{m.App, m.Version, m.SchemaVersion, o, m.CreatedAt, nil})
+		}
+		return out, nil
+	})
 }
 
 func cmdAppManifestRemove(e *cliEnv, args []string) int {
@@ -122,25 +116,22 @@ func cmdAppManifestRemove(e *cliEnv, args []string) int {
 	if !ok {
 		return code
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	n, err := svc.RemoveManifest(e.ctx, pos[0], pos[1], *schema)
-	if err != nil {
-		return e.fail(err)
-	}
-	var sv *string
-	if *schema != "" {
-		sv = schema
-	}
-	return e.print(struct {
-		App           string  `json:"app"`
-		Version       string  `json:"version"`
-		SchemaVersion *string `json:"schemaVersion"`
-		Removed       int     `json:"removed"`
-	}{pos[0], pos[1], sv, n})
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		n, err := svc.RemoveManifest(e.ctx, pos[0], pos[1], *schema)
+		if err != nil {
+			return nil, err
+		}
+		var sv *string
+		if *schema != "" {
+			sv = schema
+		}
+		return struct {
+			App           string  `json:"app"`
+			Version       string  `json:"version"`
+			SchemaVersion *string `json:"schemaVersion"`
+			Removed       int     `json:"removed"`
+		}{pos[0], pos[1], sv, n}, nil
+	})
 }
 
 func cmdAppCredentialsSet(e *cliEnv, args []string) int {
@@ -165,20 +156,17 @@ func cmdAppCredentialsSet(e *cliEnv, args []string) int {
 	if password == "" {
 		return e.fail(errors.New("no registry password given"))
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	if err := svc.SetRegistryCredentials(e.ctx, pos[0], openconsole.RegistryCredentials{Username: *user, Password: password}); err != nil {
-		return e.fail(err)
-	}
-	// The password is never printed.
-	return e.print(struct {
-		App            string `json:"app"`
-		Username       string `json:"username"`
-		CredentialsSet bool   `json:"credentialsSet"`
-	}{pos[0], *user, true})
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		if err := svc.SetRegistryCredentials(e.ctx, pos[0], openconsole.RegistryCredentials{Username: *user, Password: password}); err != nil {
+			return nil, err
+		}
+		// The password is never printed.
+		return struct {
+			App            string `json:"app"`
+			Username       string `json:"username"`
+			CredentialsSet bool   `json:"credentialsSet"`
+		}{pos[0], *user, true}, nil
+	})
 }
 
 type tokenIssuanceOut struct {
@@ -196,20 +184,17 @@ func cmdAppTokensList(e *cliEnv, args []string) int {
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	tis, err := svc.TokenIssuances(e.ctx, *session)
-	if err != nil {
-		return e.fail(err)
-	}
-	out := make([]tokenIssuanceOut, 0, len(tis))
-	for _, ti := range tis {
-		out = append(out, tokenIssuanceOut{ti.ID, ti.SessionID, ti.App, ti.Version, ti.Credentials, ti.IssuedAt})
-	}
-	return e.print(out)
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		tis, err := svc.TokenIssuances(e.ctx, *session)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tokenIssuanceOut, 0, len(tis))
+		for _, ti := range tis {
+			out = append(out, tokenIssuanceOut{ti.ID, ti.SessionID, ti.App, ti.Version, ti.Credentials, ti.IssuedAt})
+		}
+		return out, nil
+	})
 }
 
 type productOut struct {
@@ -247,16 +232,13 @@ func cmdProductImport(e *cliEnv, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	ps, err := svc.ImportProducts(e.ctx, doc)
-	if err != nil {
-		return e.fail(err)
-	}
-	return e.print(productsOut(ps))
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		ps, err := svc.ImportProducts(e.ctx, doc)
+		if err != nil {
+			return nil, err
+		}
+		return productsOut(ps), nil
+	})
 }
 
 func cmdProductList(e *cliEnv, args []string) int {
@@ -273,16 +255,13 @@ func cmdProductList(e *cliEnv, args []string) int {
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	ps, _, err := svc.Products(e.ctx, openconsole.ProductQuery{StoreID: store})
-	if err != nil {
-		return e.fail(err)
-	}
-	return e.print(productsOut(ps))
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		ps, _, err := svc.Products(e.ctx, openconsole.ProductQuery{StoreID: store})
+		if err != nil {
+			return nil, err
+		}
+		return productsOut(ps), nil
+	})
 }
 
 type subscriptionOut struct {
@@ -304,16 +283,13 @@ func cmdSubscriptionAdd(e *cliEnv, args []string) int {
 	if *user == "" || *product <= 0 {
 		return e.usageErr("subscription add needs --user and --product")
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	sub, err := svc.AddSubscription(e.ctx, *user, *product, *status)
-	if err != nil {
-		return e.fail(err)
-	}
-	return e.print(subscriptionOut{sub.ID, *user, sub.ProductID, sub.Status, sub.CreatedAt})
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		sub, err := svc.AddSubscription(e.ctx, *user, *product, *status)
+		if err != nil {
+			return nil, err
+		}
+		return subscriptionOut{sub.ID, *user, sub.ProductID, sub.Status, sub.CreatedAt}, nil
+	})
 }
 
 func cmdSubscriptionList(e *cliEnv, args []string) int {

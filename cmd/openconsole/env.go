@@ -189,3 +189,18 @@ func scrubSecrets(msg, dsn string) string {
 	}
 	return msg
 }
+
+// withService opens the store and a service with opts, runs fn with it, and prints what fn returns
+// as JSON, or fails with fn's error: the shape of every admin command.
+func (e *cliEnv) withService(opts openconsole.Options, fn func(svc *openconsole.Service) (any, error)) int {
+	svc, _, done, err := e.open(sqlstore.Options{}, opts)
+	if err != nil {
+		return e.fail(err)
+	}
+	defer done()
+	out, err := fn(svc)
+	if err != nil {
+		return e.fail(err)
+	}
+	return e.print(out)
+}

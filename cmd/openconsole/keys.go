@@ -2,7 +2,6 @@ package main
 
 import (
 	"openconsole"
-	"openconsole/sqlstore"
 )
 
 // cmdJWTRotate adds a new JWT signing key. Servers sign with it from their next key refresh (within
@@ -14,17 +13,14 @@ func cmdJWTRotate(e *cliEnv, args []string) int {
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	id, err := svc.RotateSigningKey(e.ctx, *dropOld)
-	if err != nil {
-		return e.fail(err)
-	}
-	return e.print(struct {
-		KeyID      string `json:"keyId"`
-		DroppedOld bool   `json:"droppedOld"`
-	}{id, *dropOld})
+	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
+		id, err := svc.RotateSigningKey(e.ctx, *dropOld)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			KeyID      string `json:"keyId"`
+			DroppedOld bool   `json:"droppedOld"`
+		}{id, *dropOld}, nil
+	})
 }
