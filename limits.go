@@ -124,7 +124,8 @@ func (l *limiter) sweep(now time.Time) {
 	}
 }
 
-func (l *limiter) sweepLocked(now time.Time) {
+// sweepAll is sweep for callers that do not hold l.mu.
+func (l *limiter) sweepAll(now time.Time) {
 	if l == nil {
 		return
 	}
@@ -147,9 +148,9 @@ func newLimiters(l Limits) limiters {
 }
 
 func (ls limiters) sweep(now time.Time) {
-	ls.activation.sweepLocked(now)
-	ls.loginUser.sweepLocked(now)
-	ls.loginAddr.sweepLocked(now)
+	ls.activation.sweepAll(now)
+	ls.loginUser.sweepAll(now)
+	ls.loginAddr.sweepAll(now)
 }
 
 func throttled(wait time.Duration) error {

@@ -34,7 +34,7 @@ func TestLimiterBucket(t *testing.T) {
 	}
 	// A bucket full again is forgotten by a sweep.
 	now = now.Add(time.Hour)
-	l.sweepLocked(now)
+	l.sweepAll(now)
 	if len(l.m) != 0 {
 		t.Errorf("%d buckets after a sweep, want 0", len(l.m))
 	}
