@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 )
 
@@ -37,7 +38,7 @@ func (s *Service) CreateUser(ctx context.Context, in UserInput) (User, error) {
 	}
 	u := User{
 		Username: in.Username, Email: in.Email, DisplayName: in.DisplayName, PasswordHash: hash,
-		Vendor: in.Vendor, Whitelabeled: in.Whitelabeled, CreatedAt: s.now().UTC().Truncate(time.Millisecond),
+		Vendor: in.Vendor, Whitelabeled: in.Whitelabeled, CreatedAt: s.clock.Now().UTC().Truncate(time.Millisecond),
 	}
 	err = s.store.Update(ctx, func(tx Tx) error {
 		var err error
@@ -73,7 +74,7 @@ func (s *Service) CreateLicense(ctx context.Context, in LicenseInput) (License, 
 		return License{}, Errorf(EINVALID, "activations must be between 1 and 1000000")
 	}
 	lic := License{Key: in.Key, Kind: KindKey, Seats: in.Seats, ExpiresAt: in.ExpiresAt.UTC().Truncate(time.Millisecond),
-		CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
+		CreatedAt: s.clock.Now().UTC().Truncate(time.Millisecond)}
 	if in.Owner != "" {
 		u, err := s.store.UserByUsername(ctx, in.Owner)
 		if errors.Is(err, ErrNotFound) {
@@ -105,21 +106,19 @@ func (s *Service) RegisterSerialAdmin(ctx context.Context, in SerialInput) (Seri
 // RevokeLicense revokes a license (or registered serial): its sessions stop validating and it
 // cannot be activated again. ENOTFOUND for an unknown key.
 func (s *Service) RevokeLicense(ctx context.Context, key string) error {
-	var id int64
-	err := s.store.Update(ctx, func(tx Tx) error {
-		lic, err := tx.LicenseByKey(key)
+	id, err := UpdateValue(ctx, s.store, func(tx Tx) (int64, error) {
+		lic, err := tx.LockLicenseByKey(key)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		id = lic.ID
-		return tx.RevokeLicense(key, s.now())
+		return lic.ID, tx.RevokeLicense(key, s.clock.Now())
 	})
 	if errors.Is(err, ErrNotFound) {
 		return Errorf(ENOTFOUND, "license not found")
 	} else if err != nil {
 		return wrap("revoke license", err)
 	}
-	s.invalidate(Change{LicenseID: id})
+	s.live.changed(Change{LicenseID: id})
 	return nil
 }
 
@@ -130,32 +129,25 @@ func (s *Service) RevokeSession(ctx context.Context, id string) error {
 	if !ok {
 		return Errorf(EINVALID, "session id must be a UUID")
 	}
-	err := s.store.Update(ctx, func(tx Tx) error { return tx.RevokeSession(sid, s.now()) })
+	_, err := UpdateValue(ctx, s.store, func(tx Tx) (Session, error) { return tx.RevokeSession(sid, s.clock.Now()) })
 	if errors.Is(err, ErrNotFound) {
 		return Errorf(ENOTFOUND, "session not found")
 	} else if err != nil {
 		return wrap("revoke session", err)
 	}
-	s.invalidate(Change{SessionID: sid})
+	s.live.changed(Change{SessionID: sid})
 	return nil
 }
 
-// Licenses lists every license with its taken seats.
-// A revoked or expired license holds no live sessions, whatever its sessions' own state.
-func (s *Service) Licenses(ctx context.Context) ([]LicenseUsage, error) {
-	now := s.now()
-	ls, err := s.store.Licenses(ctx, s.liveSince(now))
-	for i := range ls {
-		if !ls[i].Usable(now) {
-			ls[i].LiveSessions = 0
-		}
-	}
-	return ls, err
+// Licenses yields the licenses q selects, in id order, streaming from the store.
+func (s *Service) Licenses(ctx context.Context, q LicenseQuery) iter.Seq2[License, error] {
+	return s.store.ListLicenses(ctx, q)
 }
 
-// Sessions lists the sessions of one license, or all when key is "". ENOTFOUND for an unknown key.
-func (s *Service) Sessions(ctx context.Context, key string) ([]SessionState, error) {
-	var id int64
+// Sessions yields the sessions of one license (key), or of all when key is "", in issue order
+// after the cursor, at most limit (0: all), streaming from the store. ENOTFOUND for an unknown key.
+func (s *Service) Sessions(ctx context.Context, key string, after SessionCursor, limit int) (iter.Seq2[SessionState, error], error) {
+	q := SessionQuery{After: after, Limit: limit}
 	if key != "" {
 		lic, err := s.store.LicenseByKey(ctx, key)
 		if errors.Is(err, ErrNotFound) {
@@ -163,14 +155,37 @@ func (s *Service) Sessions(ctx context.Context, key string) ([]SessionState, err
 		} else if err != nil {
 			return nil, err
 		}
-		id = lic.ID
+		q.LicenseID = lic.ID
 	}
-	return s.store.Sessions(ctx, id)
+	return s.store.ListSessions(ctx, q), nil
 }
 
 // SessionLive reports whether a listed session is live now, for display.
 func (s *Service) SessionLive(st SessionState) bool {
-	return s.live(st, s.now())
+	return s.live.isLive(st, s.clock.Now())
+}
+
+// CheckSeats recounts the seats every license's sessions hold and compares them with the seat
+// bookkeeping. With repair it does so in one write transaction and sets every mismatching
+// license's bookkeeping to the recount; the mismatches found are returned either way.
+func (s *Service) CheckSeats(ctx context.Context, repair bool) (SeatCheck, error) {
+	if !repair {
+		c, err := s.store.SeatMismatches(ctx)
+		return c, wrap("check seats", err)
+	}
+	c, err := UpdateValue(ctx, s.store, func(tx Tx) (SeatCheck, error) {
+		c, err := tx.SeatMismatches()
+		if err != nil {
+			return SeatCheck{}, err
+		}
+		for _, m := range c.Mismatches {
+			if err := tx.SetTakenSeats(m.LicenseID, m.Held); err != nil {
+				return SeatCheck{}, err
+			}
+		}
+		return c, nil
+	})
+	return c, wrap("repair seats", err)
 }
 
 // UserByID returns a user by id; ENOTFOUND when there is none.

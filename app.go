@@ -56,14 +56,14 @@ func (s *Service) LiveSession(ctx context.Context, raw string) (SessionRef, erro
 	if !ok {
 		return SessionRef{}, ErrSessionNotFound
 	}
-	now := s.now()
-	st, err := s.lookup(ctx, sid, now)
+	now := s.clock.Now()
+	st, err := s.live.state(ctx, sid, now)
 	if errors.Is(err, ErrNotFound) {
 		return SessionRef{}, ErrSessionNotFound
 	} else if err != nil {
 		return SessionRef{}, fmt.Errorf("session: %w", err)
 	}
-	if !s.live(st, now) {
+	if !s.live.isLive(st, now) {
 		return SessionRef{}, ErrSessionNotFound
 	}
 	return SessionRef{sid, st.Session.Timestamp}, nil
@@ -161,7 +161,7 @@ func (s *Service) DownloadToken(ctx context.Context, session SessionRef, app, ve
 		creds = &c
 	}
 	rec := TokenIssuance{SessionID: session.ID, App: app, Version: version, Credentials: creds != nil,
-		IssuedAt: s.now().UTC().Truncate(time.Millisecond)}
+		IssuedAt: s.clock.Now().UTC().Truncate(time.Millisecond)}
 	if err := s.store.Update(ctx, func(tx Tx) error { return tx.RecordToken(rec) }); err != nil {
 		return nil, wrap("download token", err)
 	}
@@ -177,10 +177,10 @@ func (s *Service) AddManifest(ctx context.Context, doc []byte, official *bool) (
 	if err != nil {
 		return Manifest{}, App{}, false, err
 	}
-	now := s.now().UTC().Truncate(time.Millisecond)
+	now := s.clock.Now().UTC().Truncate(time.Millisecond)
 	m.CreatedAt = now
 	err = s.store.Update(ctx, func(tx Tx) error {
-		a, err := tx.App(m.App)
+		a, err := tx.LockApp(m.App)
 		if errors.Is(err, ErrNotFound) {
 			a = App{Name: m.App, CreatedAt: now}
 		} else if err != nil {
@@ -246,9 +246,9 @@ func (s *Service) SetRegistryCredentials(ctx context.Context, app string, c Regi
 	if c.Username == "" || c.Password == "" || len(c.Username) > 1024 || len(c.Password) > 8192 {
 		return Errorf(EINVALID, "registry username and password must be 1 to 1024 and 1 to 8192 characters")
 	}
-	now := s.now().UTC().Truncate(time.Millisecond)
+	now := s.clock.Now().UTC().Truncate(time.Millisecond)
 	err := s.store.Update(ctx, func(tx Tx) error {
-		a, err := tx.App(app)
+		a, err := tx.LockApp(app)
 		if errors.Is(err, ErrNotFound) {
 			return Errorf(ENOTFOUND, "app %s not found: add one of its manifests first", app)
 		} else if err != nil {

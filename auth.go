@@ -25,7 +25,7 @@ type LoginInput struct {
 // wrong password give the same ErrBadCredentials, after the same amount of work. Too many failures
 // for the username or from the address give a *ThrottledError (ETHROTTLED) without a check.
 func (s *Service) Login(ctx context.Context, in LoginInput) (LoginResult, error) {
-	now := s.now()
+	now := s.clock.Now()
 	user := in.Username
 	if !validUsername(user) {
 		user = "" // no such user exists; don't let arbitrary strings take memory
@@ -66,7 +66,7 @@ func (s *Service) login(ctx context.Context, username, password string, issueJWT
 // IssueToken signs a JWT for a user with the current key and returns it with its expiry in Unix
 // seconds.
 func (s *Service) IssueToken(userID int64) (string, int64) {
-	now := s.now()
+	now := s.clock.Now()
 	exp := now.Add(s.opts.TokenTTL).Unix()
 	c := Claims{Issuer: TokenIssuer, IssuedAt: now.Unix(), Expires: exp, ID: NewSessionID(), UserID: userID}
 	return signToken(s.keys.Load().current, c), exp
@@ -89,16 +89,16 @@ func (s *Service) Authenticate(ctx context.Context, token string) (User, Claims,
 }
 
 func (s *Service) parseToken(ctx context.Context, token string) (Claims, error) {
-	now := time.Now()
+	now := s.clock.Now()
 	lookup := func(kid string) (SigningKey, bool) {
 		k, ok := s.keys.Load().byID[kid]
-		if !ok && s.loadKeys(ctx, now) == nil {
+		if !ok && s.loadKeys(ctx, s.clock.elapsed(now)) == nil {
 			// Another process may have added the key since we loaded ours.
 			k, ok = s.keys.Load().byID[kid]
 		}
 		return k, ok
 	}
-	return parseToken(token, lookup, s.now())
+	return parseToken(token, lookup, now)
 }
 
 // KeyRefreshInterval is how often a server re-reads the signing keys, so that it signs with a key
@@ -110,7 +110,7 @@ const KeyRefreshInterval = time.Minute
 // then every other key is deleted and their tokens stop verifying (after a compromise; everybody
 // must log in again). It returns the new key's id.
 func (s *Service) RotateSigningKey(ctx context.Context, dropOld bool) (string, error) {
-	k := NewSigningKey(s.now())
+	k := NewSigningKey(s.clock.Now())
 	err := s.store.Update(ctx, func(tx Tx) error {
 		if err := tx.AddSigningKey(k); err != nil {
 			return err
@@ -123,28 +123,29 @@ func (s *Service) RotateSigningKey(ctx context.Context, dropOld bool) (string, e
 	if err != nil {
 		return "", fmt.Errorf("rotate signing key: %w", err)
 	}
-	if err := s.loadKeys(ctx, time.Now()); err != nil {
+	if err := s.loadKeys(ctx, s.clock.elapsed(s.clock.Now())); err != nil {
 		return "", err
 	}
 	return k.ID, nil
 }
 
 // loadKeys reads the signing keys from the store, creating the first one if there is none. It does
-// nothing when another call read them after since: concurrent reloads (such as many requests with a
-// token of a key another process just added) share one read. Pass time.Now() to always read.
-func (s *Service) loadKeys(ctx context.Context, since time.Time) error {
+// nothing when another call read them after since (a clock.elapsed reading): concurrent reloads
+// (such as many requests with a token of a key another process just added) share one read. Pass
+// the current reading to always read.
+func (s *Service) loadKeys(ctx context.Context, since time.Duration) error {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
-	if s.keysLoaded.After(since) {
+	if s.keysLoaded > since {
 		return nil
 	}
-	s.keysLoaded = time.Now()
+	s.keysLoaded = s.clock.elapsed(s.clock.Now())
 	keys, err := s.store.SigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	if len(keys) == 0 {
-		k := NewSigningKey(s.now())
+		k := NewSigningKey(s.clock.Now())
 		if err := s.store.Update(ctx, func(tx Tx) error { return tx.AddSigningKey(k) }); err != nil {
 			return fmt.Errorf("create signing key: %w", err)
 		}
@@ -178,7 +179,7 @@ func (s *Service) registerSerial(ctx context.Context, by int64, in SerialInput) 
 	if err := in.check(); err != nil {
 		return Serial{}, err
 	}
-	now := s.now().UTC().Truncate(time.Millisecond)
+	now := s.clock.Now().UTC().Truncate(time.Millisecond)
 	var out Serial
 	err := s.store.Update(ctx, func(tx Tx) error {
 		lic, err := tx.CreateLicense(License{Key: in.SerialNumber, Kind: KindSerial, Seats: 1, CreatedAt: now})

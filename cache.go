@@ -1,7 +1,6 @@
 package openconsole
 
 import (
-	"context"
 	"encoding/hex"
 	"math"
 	"sync"
@@ -9,24 +8,11 @@ import (
 	"time"
 )
 
-// The session cache keeps validate off the database: a device validates every minute or so, and
-// almost every answer is the same as the last one. It must never say "valid" for longer than
-// CacheStaleness after a revocation or a license change, also when the change was made by another
-// server or by the CLI. So every such change is logged in the store (Store.Changes) and every
-// server polls that log; a server whose last successful poll is older than the bound stops trusting
-// its cache and reads the database. Expiry by time (license expiry, idle timeout) is checked at
-// read time against the cached values.
+// sessionCache is the data structure behind the validate cache: sessions by id in 16 bytes each,
+// the licenses they belong to, and how long the whole may be trusted. What goes in, what comes out
+// and when it is trusted is decided by liveness (liveness.go), which owns it.
 
-const (
-	// CacheStaleness is the longest a cached answer may lag a change made anywhere.
-	CacheStaleness = time.Second
-	// pollInterval is how often the change log is read.
-	pollInterval = 200 * time.Millisecond
-	// trustWindow: a poll that started longer ago than this no longer vouches for the cache. The
-	// margin below CacheStaleness covers the time between a commit and the next poll's start.
-	trustWindow = CacheStaleness - pollInterval - 100*time.Millisecond
-	cacheShards = 64
-)
+const cacheShards = 64
 
 type sessionKey [16]byte
 
@@ -64,12 +50,12 @@ type seenClock struct {
 	base, res int64 // Unix ms, ms
 }
 
-func newSeenClock(ttl time.Duration) seenClock {
+func newSeenClock(ttl time.Duration, now time.Time) seenClock {
 	res := int64(1000)
 	if ttl > 0 {
 		res = min(1000, max(1, ttl.Milliseconds()/100))
 	}
-	return seenClock{base: time.Now().UnixMilli() - res<<31, res: res}
+	return seenClock{base: now.UnixMilli() - res<<31, res: res}
 }
 
 func (c seenClock) pack(ms int64) uint32 {
@@ -112,13 +98,12 @@ type sessionCache struct {
 	// gen counts invalidations. A fill that read the database before an invalidation must not
 	// store what it read after it (it may be the state from before the change).
 	gen atomic.Uint64
-	// trustedUntil is when the last successful poll stops vouching for the cache (Unix ns).
+	// trustedUntil is when the last successful poll stops vouching for the cache, as clock.elapsed.
 	trustedUntil atomic.Int64
-	lastSeq      int64 // owned by the poller
 }
 
-func newSessionCache(max int, ttl time.Duration) *sessionCache {
-	c := &sessionCache{licenses: make(map[int64]cachedLicense), max: int64(max), seen: newSeenClock(ttl)}
+func newSessionCache(max int, ttl time.Duration, now time.Time) *sessionCache {
+	c := &sessionCache{licenses: make(map[int64]cachedLicense), max: int64(max), seen: newSeenClock(ttl, now)}
 	for i := range c.shards {
 		c.shards[i].m = make(map[sessionKey]cachedSession)
 	}
@@ -127,10 +112,13 @@ func newSessionCache(max int, ttl time.Duration) *sessionCache {
 
 func (c *sessionCache) shard(k sessionKey) *cacheShard { return &c.shards[k[15]%cacheShards] }
 
-// get returns the cached state of a session, if the cache is trusted and holds both the session and
-// its license.
-func (c *sessionCache) get(k sessionKey, id string, now time.Time) (SessionState, bool) {
-	if now.UnixNano() > c.trustedUntil.Load() {
+// trust makes the cache trusted until the given elapsed time.
+func (c *sessionCache) trust(until time.Duration) { c.trustedUntil.Store(int64(until)) }
+
+// get returns the cached state of a session, if the cache is trusted at elapsed time at and holds
+// both the session and its license.
+func (c *sessionCache) get(k sessionKey, id string, at time.Duration) (SessionState, bool) {
+	if int64(at) > c.trustedUntil.Load() {
 		return SessionState{}, false
 	}
 	sh := c.shard(k)
@@ -155,9 +143,9 @@ func (c *sessionCache) get(k sessionKey, id string, now time.Time) (SessionState
 }
 
 // put stores what a database read returned, unless an invalidation happened since gen was taken.
-// A revoked session stays revoked, and is rare: it is not worth the memory.
+// A session that no longer holds a seat never will again, and is rare: it is not worth the memory.
 func (c *sessionCache) put(k sessionKey, st SessionState, gen uint64) {
-	if !st.Session.RevokedAt.IsZero() || st.License.ID <= 0 || st.License.ID > math.MaxUint32 {
+	if !st.Session.HoldsSeat() || st.License.ID <= 0 || st.License.ID > math.MaxUint32 {
 		return
 	}
 	e := cachedSession{licenseID: uint32(st.License.ID), ts: st.Session.Timestamp, lastSeen: c.seen.pack(toMS(st.Session.LastSeenAt))}
@@ -197,8 +185,8 @@ func (c *sessionCache) touch(k sessionKey, nowMS int64) {
 	sh.mu.Unlock()
 }
 
-// apply drops what the changes may have made stale.
-func (c *sessionCache) apply(changes []Change) {
+// drop removes what the changes may have made stale.
+func (c *sessionCache) drop(changes []Change) {
 	if len(changes) == 0 {
 		return
 	}
@@ -227,26 +215,6 @@ func (c *sessionCache) apply(changes []Change) {
 			sh.mu.Unlock()
 		}
 	}
-}
-
-// poll reads the change log once and applies it. It extends the cache's trust only on success.
-func (c *sessionCache) poll(ctx context.Context, store Store) error {
-	started := time.Now()
-	for {
-		changes, err := store.Changes(ctx, c.lastSeq, 1000)
-		if err != nil {
-			return err
-		}
-		c.apply(changes)
-		if len(changes) > 0 {
-			c.lastSeq = changes[len(changes)-1].Seq
-		}
-		if len(changes) < 1000 {
-			break
-		}
-	}
-	c.trustedUntil.Store(started.Add(trustWindow).UnixNano())
-	return nil
 }
 
 func kindOf(serial bool) LicenseKind {

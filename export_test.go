@@ -6,7 +6,7 @@ import "time"
 type SeenClockForTest struct{ c seenClock }
 
 func NewSeenClockForTest(ttl time.Duration) SeenClockForTest {
-	return SeenClockForTest{newSeenClock(ttl)}
+	return SeenClockForTest{newSeenClock(ttl, time.Now())}
 }
 func (s SeenClockForTest) Pack(ms int64) uint32      { return s.c.pack(ms) }
 func (s SeenClockForTest) Unpack(v uint32) time.Time { return s.c.unpack(v) }

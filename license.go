@@ -22,7 +22,8 @@ type License struct {
 	Key       string
 	Kind      LicenseKind
 	OwnerID   int64 // 0: no owner
-	Seats     int   // the activation limit: how many live sessions the license may have
+	Seats     int   // the activation limit: how many sessions may hold a seat at once
+	Taken     int   // how many of its sessions hold a seat (the store's bookkeeping)
 	ExpiresAt time.Time
 	RevokedAt time.Time
 	CreatedAt time.Time

@@ -312,7 +312,7 @@ func (s *Service) ImportProducts(ctx context.Context, array []byte) ([]Product, 
 	if err := json.Unmarshal(array, &docs); err != nil {
 		return nil, Errorf(EINVALID, "products must be a JSON array of product objects")
 	}
-	now := s.now().UTC().Truncate(time.Millisecond)
+	now := s.clock.Now().UTC().Truncate(time.Millisecond)
 	products := make([]Product, 0, len(docs))
 	seen := make(map[int64]int, len(docs))
 	for i, d := range docs {
@@ -390,10 +390,10 @@ func (s *Service) PostReview(ctx context.Context, user User, in ReviewInput) (Re
 	case math.IsNaN(in.Rating) || in.Rating < 1 || in.Rating > 5:
 		return Review{}, Errorf(EINVALID, "Invalid payload: rating must be from 1 to 5")
 	}
-	now := s.now().UTC().Truncate(time.Second)
+	now := s.clock.Now().UTC().Truncate(time.Second)
 	var out Review
 	err := s.store.Update(ctx, func(tx Tx) error {
-		p, err := tx.Product(in.ProductID)
+		p, err := tx.LockProduct(in.ProductID)
 		if errors.Is(err, ErrNotFound) {
 			return Errorf(EINVALID, "Invalid payload: no product with product_id %d", in.ProductID)
 		} else if err != nil {
@@ -457,9 +457,9 @@ func (s *Service) AddSubscription(ctx context.Context, username string, productI
 	} else if err != nil {
 		return Subscription{}, fmt.Errorf("add subscription: %w", err)
 	}
-	sub := Subscription{UserID: u.ID, ProductID: productID, Status: status, CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
+	sub := Subscription{UserID: u.ID, ProductID: productID, Status: status, CreatedAt: s.clock.Now().UTC().Truncate(time.Millisecond)}
 	err = s.store.Update(ctx, func(tx Tx) error {
-		if _, err := tx.Product(productID); errors.Is(err, ErrNotFound) {
+		if _, err := tx.LockProduct(productID); errors.Is(err, ErrNotFound) {
 			return Errorf(ENOTFOUND, "product %d not found", productID)
 		} else if err != nil {
 			return err

@@ -5,8 +5,10 @@ import (
 	"time"
 )
 
-// Session is one activation of one device on one license. It is live while it is not revoked, has
-// been active within the idle timeout (if one is set), and its license is usable.
+// Session is one activation of one device on one license. It holds a seat of its license from its
+// creation until it is revoked or ended (swept after an idle timeout); it is live while it holds a
+// seat, has been active within the idle timeout (if one is set), and its license is usable. See
+// liveness.go for the rules.
 type Session struct {
 	ID         string // lower-case canonical v4 UUID
 	LicenseID  int64
@@ -14,7 +16,12 @@ type Session struct {
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	RevokedAt  time.Time
+	EndedAt    time.Time // when an idle sweep gave its seat back; zero while it holds one or was revoked
+	Addr       string    // the client address it was activated from, "" when unknown
 }
+
+// HoldsSeat reports whether the session holds a seat of its license: neither revoked nor ended.
+func (s Session) HoldsSeat() bool { return s.RevokedAt.IsZero() && s.EndedAt.IsZero() }
 
 // SessionState is a session together with the license it is bound to, as validate needs it.
 type SessionState struct {

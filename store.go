@@ -2,6 +2,7 @@ package openconsole
 
 import (
 	"context"
+	"iter"
 	"time"
 )
 
@@ -11,33 +12,40 @@ import (
 // A Store is safe for concurrent use by many goroutines and by several processes on one database.
 type Store interface {
 	// Update runs fn in one write transaction and commits it durably when fn returns nil; any error
-	// rolls everything back. Transactions that lock the same license (Tx.LicenseByKey,
-	// Tx.LicensesByOwner) run one after another. fn may be called more than once when the
-	// transaction must be retried, so it must not have side effects outside tx.
+	// rolls everything back. Write transactions run one after another, on one server and across
+	// servers, so what fn reads stays true until it commits. fn may be called more than once when
+	// the transaction must be retried, so it must not have side effects outside tx (UpdateValue
+	// returns a value from fn without a variable outside it).
 	Update(ctx context.Context, fn func(tx Tx) error) error
 
 	// SessionState returns a session and its license. This is the validate hot path: one read.
 	SessionState(ctx context.Context, id string) (SessionState, error)
-	// TouchSessions sets last_seen_at of each listed session to the given time unless it is later
-	// already. Unknown ids are skipped.
-	TouchSessions(ctx context.Context, seen map[string]time.Time) error
+	// TouchSessions moves the last-seen time of each listed session forward to the given time
+	// (never back). Unknown ids are skipped. It returns the ids among them that no longer hold a
+	// seat (revoked or ended), so that a cache can drop them.
+	TouchSessions(ctx context.Context, seen []Touch) (gone []string, err error)
 
 	UserByUsername(ctx context.Context, username string) (User, error)
 	UserByID(ctx context.Context, id int64) (User, error)
 	LicenseByKey(ctx context.Context, key string) (License, error)
-	// Licenses lists every license in creation order, with its number of live sessions per liveSince.
-	Licenses(ctx context.Context, liveSince time.Time) ([]LicenseUsage, error)
-	// Sessions lists sessions with their licenses in issue order, all of them (licenseID 0) or
-	// those of one license.
-	Sessions(ctx context.Context, licenseID int64) ([]SessionState, error)
+	// ListLicenses yields licenses in id order after q.After, at most q.Limit of them (0: all),
+	// reading them from the database as the caller goes: memory does not grow with the result.
+	ListLicenses(ctx context.Context, q LicenseQuery) iter.Seq2[License, error]
+	// ListSessions yields sessions with their licenses in issue order (timestamp, then id) after
+	// q.After, at most q.Limit (0: all), of one license (q.LicenseID > 0) or of all, streaming like
+	// ListLicenses.
+	ListSessions(ctx context.Context, q SessionQuery) iter.Seq2[SessionState, error]
+	// SeatMismatches recounts, in one consistent snapshot, the seats every license's sessions hold
+	// and returns the licenses whose bookkeeping (License.Taken) disagrees, with the totals.
+	SeatMismatches(ctx context.Context) (SeatCheck, error)
 	// SerialByLicense returns the registration of a serial-number license.
 	SerialByLicense(ctx context.Context, licenseID int64) (Serial, error)
 	// SigningKeys returns every JWT signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 
-	// Changes returns the changes logged after seq, in order, at most limit of them. The
-	// transactions that revoke a session or a license log one in the same transaction. With seq < 0
-	// it returns no changes, only the latest sequence number in the last element's Seq (0 if none).
+	// LatestChange returns the sequence number of the latest logged change (0 if none).
+	LatestChange(ctx context.Context) (int64, error)
+	// Changes returns the changes logged after seq, in order, at most limit of them.
 	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
 	// PruneChanges deletes changes logged before the given time.
 	PruneChanges(ctx context.Context, before time.Time) error
@@ -61,6 +69,21 @@ type Store interface {
 	Close() error
 }
 
+// UpdateValue runs fn in st.Update and returns what fn returned in the attempt that committed.
+func UpdateValue[T any](ctx context.Context, st Store, fn func(tx Tx) (T, error)) (T, error) {
+	var out T
+	err := st.Update(ctx, func(tx Tx) error {
+		v, err := fn(tx)
+		out = v
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return out, nil
+}
+
 // Change is one logged change: a session (SessionID set) or a whole license (SessionID "") may
 // have stopped being live.
 type Change struct {
@@ -69,37 +92,100 @@ type Change struct {
 	SessionID string
 }
 
-// LicenseUsage is a license with the number of its live sessions (its taken seats).
-type LicenseUsage struct {
-	License
-	LiveSessions int
+// Touch is activity of a session to write: it was seen at At.
+type Touch struct {
+	SessionID string
+	At        time.Time
+}
+
+// IdleSession is a session that holds a seat and was last seen at LastSeenAt.
+type IdleSession struct {
+	ID         string
+	LicenseID  int64
+	LastSeenAt time.Time
+}
+
+// LicenseQuery selects licenses for ListLicenses.
+type LicenseQuery struct {
+	After int64 // only licenses with a larger id
+	Limit int   // at most this many; 0: no bound
+}
+
+// SessionQuery selects sessions for ListSessions.
+type SessionQuery struct {
+	LicenseID int64 // 0: every license
+	After     SessionCursor
+	Limit     int // at most this many; 0: no bound
+}
+
+// SessionCursor is a position in the issue order of sessions: the sessions after it have a
+// larger (timestamp, id). The zero cursor is before the first session.
+type SessionCursor struct {
+	Timestamp int64
+	ID        string
+}
+
+// SeatMismatch is a license whose seat bookkeeping disagrees with its sessions.
+type SeatMismatch struct {
+	LicenseID int64
+	Key       string
+	Taken     int // what the license row says
+	Held      int // how many of its sessions hold a seat (neither revoked nor ended)
+}
+
+// SeatCheck is the result of a recount of every license's seats.
+type SeatCheck struct {
+	Licenses   int // licenses checked
+	Held       int // sessions holding a seat, in all
+	Mismatches []SeatMismatch
 }
 
 // Tx is the view of the store inside Store.Update.
+//
+// The seat rule depends on two things that every method here keeps:
+//   - Seat bookkeeping: License.Taken counts the license's sessions that hold a seat (neither
+//     revoked nor ended). Every write that takes or frees a seat (CreateSession, RevokeSession,
+//     EndIdleSessions) changes it in the same transaction; a new write that does either must too.
+//   - The change log: every write that can end the life of a session that some server may still
+//     consider live (a session revoked; a license revoked, suspended, or its expiry or seats
+//     changed) logs a Change in the same transaction, so that every server's validate cache drops
+//     what it holds within a poll interval (CacheStaleness). A new write of that kind must log one
+//     too, or caches will keep answering "valid". Only sessions that every server already
+//     considers expired by time may end without one (EndIdleSessions).
 type Tx interface {
-	// LicenseByKey returns the license with the key or serial number and locks it until the end of
-	// the transaction.
-	LicenseByKey(key string) (License, error)
-	// LicensesByOwner returns the licenses of kind key owned by a user, in id order, locked.
-	LicensesByOwner(userID int64) ([]License, error)
+	// LockLicenseByKey returns the license with the key or serial number and locks it until the
+	// end of the transaction.
+	LockLicenseByKey(key string) (License, error)
+	// LockLicensesByOwner returns the licenses of kind key owned by a user, in id order, locked.
+	LockLicensesByOwner(userID int64) ([]License, error)
 	// Session returns a session by id.
 	Session(id string) (Session, error)
-	// CountLiveSessions counts the license's sessions that are not revoked and were last seen at or
-	// after liveSince.
-	CountLiveSessions(licenseID int64, liveSince time.Time) (int, error)
 	// NextTimestamp returns max(now in ms, the last timestamp issued + 1) and records it as the last
 	// one issued. Every call returns a larger value than any call before it in any process.
 	NextTimestamp(now time.Time) (int64, error)
-	// CreateSession stores a new session.
+	// CreateSession stores a new session; it takes a seat of its license.
 	CreateSession(s Session) error
-	// RevokeSession marks a session revoked at the given time; ErrNotFound if it does not exist.
-	RevokeSession(id string, at time.Time) error
+	// RevokeSession marks a session revoked at the given time and returns it as it was before; it
+	// frees the session's seat if it held one and logs a Change. ErrNotFound if it does not exist.
+	RevokeSession(id string, at time.Time) (Session, error)
+	// IdleSessions returns up to limit sessions that hold a seat and were last seen before the
+	// given time, of one license (licenseID > 0) or of any, oldest activity first.
+	IdleSessions(licenseID int64, before time.Time, limit int) ([]IdleSession, error)
+	// EndIdleSessions ends those of the listed sessions that still hold a seat and were still last
+	// seen before the given time, at time at, frees their seats, and returns how many it ended per
+	// license. It logs no Change: callers end only sessions every server considers expired.
+	EndIdleSessions(ids []string, before, at time.Time) (map[int64]int, error)
+	// SeatMismatches is Store.SeatMismatches inside the transaction.
+	SeatMismatches() (SeatCheck, error)
+	// SetTakenSeats sets a license's seat bookkeeping (the repair of openconsole check).
+	SetTakenSeats(licenseID int64, taken int) error
 
 	// CreateUser stores a new user and returns it with its id; ECONFLICT if the username is taken.
 	CreateUser(u User) (User, error)
 	// CreateLicense stores a new license and returns it with its id; ECONFLICT if the key is taken.
 	CreateLicense(l License) (License, error)
-	// RevokeLicense marks a license revoked at the given time; ErrNotFound if the key is unknown.
+	// RevokeLicense marks a license revoked at the given time and logs a Change; ErrNotFound if
+	// the key is unknown.
 	RevokeLicense(key string, at time.Time) error
 	// CreateSerial stores the registration of a serial-number license.
 	CreateSerial(s Serial) error
@@ -109,9 +195,11 @@ type Tx interface {
 	AddSigningKey(k SigningKey) error
 	// DeleteSigningKeysExcept deletes every JWT signing key but the one with the given id.
 	DeleteSigningKeysExcept(id string) error
+	// PruneChanges deletes changes logged before the given time.
+	PruneChanges(before time.Time) error
 
-	// App returns an app by name.
-	App(name string) (App, error)
+	// LockApp returns an app by name and locks it until the end of the transaction.
+	LockApp(name string) (App, error)
 	// PutApp stores an app, replacing the stored one of that name.
 	PutApp(a App) error
 	// PutManifest stores a manifest variant, replacing one with the same app, version and
@@ -126,8 +214,8 @@ type Tx interface {
 	AddDataKey(k DataKey) error
 	// RecordToken stores a download-token answer.
 	RecordToken(ti TokenIssuance) error
-	// Product returns a product by id and locks it until the end of the transaction.
-	Product(id int64) (Product, error)
+	// LockProduct returns a product by id and locks it until the end of the transaction.
+	LockProduct(id int64) (Product, error)
 	// PutProduct stores a product, replacing the stored one with its id.
 	PutProduct(p Product) error
 	// AddReview stores a review and returns it with its id.
@@ -136,4 +224,17 @@ type Tx interface {
 	OwnsProduct(userID, productID int64) (bool, error)
 	// CreateSubscription stores a subscription and returns it with its id.
 	CreateSubscription(s Subscription) (Subscription, error)
+}
+
+// Collect gathers what a listing yields, stopping at the first error. For short listings (tests,
+// one page): the point of the iterators is not to hold long ones in memory.
+func Collect[T any](seq iter.Seq2[T, error]) ([]T, error) {
+	var out []T
+	for x, err := range seq {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
 }

@@ -697,18 +697,18 @@ type dbState struct {
 func (e *consoleEnv) state(t *testing.T) dbState {
 	t.Helper()
 	ctx := context.Background()
-	lics, err := e.svc.Licenses(ctx)
+	lics, err := openconsole.Collect(e.svc.Licenses(ctx, openconsole.LicenseQuery{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions, err := e.svc.Sessions(ctx, "")
+	sessions, err := allSessions(e.svc, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var st dbState
 	for _, l := range lics {
-		st.Licenses = append(st.Licenses, fmt.Sprintf("%s kind=%s seats=%d live=%d revoked=%v",
-			l.Key, l.Kind, l.Seats, l.LiveSessions, !l.RevokedAt.IsZero()))
+		st.Licenses = append(st.Licenses, fmt.Sprintf("%s kind=%s seats=%d taken=%d revoked=%v",
+			l.Key, l.Kind, l.Seats, l.Taken, !l.RevokedAt.IsZero()))
 	}
 	for _, s := range sessions {
 		st.Sessions = append(st.Sessions, fmt.Sprintf("%s license=%s ts=%d revoked=%v",

@@ -231,7 +231,7 @@ func (s *Store) Subscriptions(ctx context.Context, userID int64, storeID *int64)
 
 // The transaction side.
 
-func (t *txn) App(name string) (openconsole.App, error) {
+func (t *txn) LockApp(name string) (openconsole.App, error) {
 	return scanApp(t.queryRow(t.d.q(`SELECT `+appCols+` FROM apps WHERE name = ?`+t.d.forUpdate), name))
 }
 
@@ -289,7 +289,7 @@ func (t *txn) RecordToken(ti openconsole.TokenIssuance) error {
 	return err
 }
 
-func (t *txn) Product(id int64) (openconsole.Product, error) {
+func (t *txn) LockProduct(id int64) (openconsole.Product, error) {
 	return scanProduct(t.queryRow(t.d.q(`SELECT `+productCols+` FROM products p WHERE p.id = ?`+t.d.forUpdate), id))
 }
 

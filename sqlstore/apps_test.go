@@ -221,7 +221,7 @@ func TestProductsReviewsSubscriptions(t *testing.T) {
 			if owns3, err = tx.OwnsProduct(u1.ID, 3); err != nil {
 				return err
 			}
-			if _, err := tx.Product(99); !errors.Is(err, openconsole.ErrNotFound) {
+			if _, err := tx.LockProduct(99); !errors.Is(err, openconsole.ErrNotFound) {
 				return fmt.Errorf("unknown product: %v; want ErrNotFound", err)
 			}
 			rv, err = tx.AddReview(openconsole.Review{ProductID: 1, UserID: u1.ID, Reviewer: "u1", ReviewerEmail: "u1@x",

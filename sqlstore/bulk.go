@@ -50,20 +50,28 @@ func (s *Store) BulkInsertLicenses(ctx context.Context, ls []openconsole.License
 	return ids, nil
 }
 
-// BulkInsertSessions inserts sessions, 50 statements per transaction.
+// BulkInsertSessions inserts sessions that hold seats (neither revoked nor ended), 50 statements
+// per transaction, and takes their seats in the same transactions.
 func (s *Store) BulkInsertSessions(ctx context.Context, ss []openconsole.Session) error {
 	const perTx = 50 * bulkRows
 	for txStart := 0; txStart < len(ss); txStart += perTx {
 		part := ss[txStart:min(txStart+perTx, len(ss))]
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			taken := make(map[int64]int)
 			for start := 0; start < len(part); start += bulkRows {
 				chunk := part[start:min(start+bulkRows, len(part))]
 				args := make([]any, 0, len(chunk)*5)
 				for _, x := range chunk {
 					args = append(args, x.ID, x.LicenseID, x.Timestamp, ms(x.CreatedAt), ms(x.LastSeenAt))
+					taken[x.LicenseID]++
 				}
 				q := `INSERT INTO sessions (id, license_id, ts, created_at, last_seen_at) VALUES ` + placeholders(len(chunk), 5)
 				if _, err := tx.ExecContext(ctx, s.d.q(q), args...); err != nil {
+					return err
+				}
+			}
+			for id, n := range taken {
+				if _, err := tx.ExecContext(ctx, s.d.q(addTaken), n, id); err != nil {
 					return err
 				}
 			}

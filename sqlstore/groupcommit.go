@@ -105,8 +105,8 @@ func (s *Store) tryBatch(batch []*writeReq) ([]error, bool) {
 	defer cancel()
 	errUnbatchable := errors.New("unbatchable")
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		t := &txn{ctx: ctx, tx: tx, d: s.d}
-		if err := s.lockForBatch(ctx, tx); err != nil {
+		t := s.newTxn(ctx, tx)
+		if err := s.lockForBatch(t); err != nil {
 			return err
 		}
 		for i, r := range batch {
@@ -116,7 +116,7 @@ func (s *Store) tryBatch(batch []*writeReq) ([]error, bool) {
 				return errUnbatchable
 			}
 		}
-		return nil
+		return t.flush()
 	})
 	return results, err == nil
 }
@@ -126,20 +126,28 @@ func (s *Store) runOne(r *writeReq) error {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.lockForBatch(ctx, tx); err != nil {
+		t := s.newTxn(ctx, tx)
+		if err := s.lockForBatch(t); err != nil {
 			return err
 		}
-		return r.run(&txn{ctx: ctx, tx: tx, d: s.d})
+		if err := r.run(t); err != nil {
+			return err
+		}
+		return t.flush()
 	})
 }
 
-// lockForBatch takes the lock that orders write transactions across servers (PostgreSQL).
-func (s *Store) lockForBatch(ctx context.Context, tx *sql.Tx) error {
+// lockForBatch takes the lock that orders write transactions across servers (PostgreSQL): the
+// clock row, whose value the batch's timestamps then continue from.
+func (s *Store) lockForBatch(t *txn) error {
 	if s.d.lockClock == "" {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, s.d.lockClock)
-	return err
+	if err := t.tx.QueryRowContext(t.ctx, s.d.lockClock).Scan(&t.clock); err != nil {
+		return err
+	}
+	t.clockKnown = true
+	return nil
 }
 
 // run calls the Update's function unless its caller has given up already.

@@ -48,6 +48,9 @@ type Store struct {
 	w     *sql.DB // writes: one connection on SQLite, so that writers queue in Go
 	r     *sql.DB // reads: a pool; the same as w on PostgreSQL
 	state *sql.Stmt
+	// prepared holds the statements of the write path, prepared once on the writer (SQLite only;
+	// keyed by their text for the engine). Statements not in it are parsed each time they run.
+	prepared map[string]*sql.Stmt
 
 	writes     chan *writeReq // to the group-commit writer
 	quit       chan struct{}
@@ -62,30 +65,41 @@ var _ openconsole.Store = (*Store)(nil)
 type dialect struct {
 	name       string
 	forUpdate  string // appended to SELECTs that lock license rows
-	nextClock  string
 	lockClock  string // run first in every write batch, to order batches across servers
 	bindDollar bool   // placeholders are $1, $2, ... rather than ?
+	rewritten  sync.Map
 }
 
 var (
-	sqliteDialect = &dialect{
-		name:      "sqlite",
-		nextClock: `UPDATE clock SET last_ms = max(last_ms + 1, ?) WHERE id = 1 RETURNING last_ms`,
-	}
+	sqliteDialect   = &dialect{name: "sqlite"}
 	postgresDialect = &dialect{
 		name:       "postgres",
 		forUpdate:  " FOR UPDATE",
-		nextClock:  `UPDATE clock SET last_ms = GREATEST(last_ms + 1, ?) WHERE id = 1 RETURNING last_ms`,
 		lockClock:  `SELECT last_ms FROM clock WHERE id = 1 FOR UPDATE`,
 		bindDollar: true,
 	}
 )
+
+// preparedQueries are the statements of the write path that run many times per second.
+var preparedQueries = []string{
+	lockLicenseByKey, lockLicensesByOwner, sessionByID, insertSession, addTaken, markSerial, endIdle,
+	touchSession, `SELECT last_ms FROM clock WHERE id = 1`, `UPDATE clock SET last_ms = ? WHERE id = 1`,
+}
 
 // q rewrites a query written with ? placeholders for the engine.
 func (d *dialect) q(query string) string {
 	if !d.bindDollar {
 		return query
 	}
+	if v, ok := d.rewritten.Load(query); ok {
+		return v.(string)
+	}
+	out := d.rewrite(query)
+	d.rewritten.Store(query, out)
+	return out
+}
+
+func (d *dialect) rewrite(query string) string {
 	var b strings.Builder
 	n := 0
 	for i := 0; i < len(query); i++ {
@@ -133,6 +147,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if s.state, err = s.r.PrepareContext(ctx, s.d.q(sessionStateQuery)); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	s.prepared = make(map[string]*sql.Stmt)
+	if s.d == sqliteDialect {
+		for _, q := range preparedQueries {
+			st, err := s.w.PrepareContext(ctx, q)
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("prepare: %w", err)
+			}
+			s.prepared[q] = st
+		}
 	}
 	s.writes, s.quit, s.writerDone = make(chan *writeReq), make(chan struct{}), make(chan struct{})
 	go s.writer()
@@ -220,6 +245,9 @@ func (s *Store) Close() error {
 	}
 	if s.state != nil {
 		s.state.Close()
+	}
+	for _, st := range s.prepared {
+		st.Close()
 	}
 	err := s.w.Close()
 	if s.r != s.w {

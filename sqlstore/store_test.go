@@ -134,12 +134,12 @@ func TestLicensesAndSerials(t *testing.T) {
 
 		// In a transaction: the owner's key licenses in id order, serials excluded.
 		update(t, st, func(tx openconsole.Tx) error {
-			ls, err := tx.LicensesByOwner(owner.ID)
+			ls, err := tx.LockLicensesByOwner(owner.ID)
 			if err != nil {
 				return err
 			}
 			if len(ls) != 2 || ls[0].ID != a.ID || ls[1].ID != b.ID {
-				t.Errorf("LicensesByOwner = %+v, want [AAAA BBBB]", ls)
+				t.Errorf("LockLicensesByOwner = %+v, want [AAAA BBBB]", ls)
 			}
 			return nil
 		})
@@ -190,47 +190,81 @@ func TestSessionsAndSeats(t *testing.T) {
 			}
 			for i, id := range ids {
 				at := t0.Add(time.Duration(i) * time.Minute)
-				if err := tx.CreateSession(openconsole.Session{ID: id, LicenseID: lic.ID, Timestamp: int64(100 + i), CreatedAt: at, LastSeenAt: at}); err != nil {
+				if err := tx.CreateSession(openconsole.Session{ID: id, LicenseID: lic.ID, Timestamp: int64(100 + i), CreatedAt: at, LastSeenAt: at, Addr: "192.0.2.1"}); err != nil {
 					return err
 				}
 			}
+			// Within the transaction, the license counts the seats just taken, and the sessions
+			// are there.
+			got, err := tx.LockLicenseByKey("K")
+			if err != nil {
+				return err
+			}
+			if got.Taken != 3 {
+				t.Errorf("taken within the creating transaction = %d, want 3", got.Taken)
+			}
+			if s, err := tx.Session(ids[1]); err != nil || s.LicenseID != lic.ID || s.Timestamp != 101 {
+				t.Errorf("Session within the creating transaction = %+v, %v", s, err)
+			}
 			return nil
 		})
-		count := func(since time.Time) int {
+		taken := func() int {
 			t.Helper()
-			var n int
-			update(t, st, func(tx openconsole.Tx) error {
-				var err error
-				n, err = tx.CountLiveSessions(lic.ID, since)
-				return err
-			})
-			return n
+			l, err := st.LicenseByKey(ctx, "K")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l.Taken
 		}
-		if n := count(time.Time{}); n != 3 {
-			t.Errorf("live sessions = %d, want 3", n)
+		if n := taken(); n != 3 {
+			t.Errorf("taken seats = %d, want 3", n)
 		}
-		if n := count(t0.Add(90 * time.Second)); n != 1 {
-			t.Errorf("live sessions seen since t0+90s = %d, want 1", n)
+		var revoked openconsole.Session
+		update(t, st, func(tx openconsole.Tx) error {
+			var err error
+			revoked, err = tx.RevokeSession(ids[2], t0.Add(time.Hour))
+			return err
+		})
+		if revoked.ID != ids[2] || !revoked.RevokedAt.IsZero() {
+			t.Errorf("RevokeSession returned %+v, want the session as it was", revoked)
 		}
-		update(t, st, func(tx openconsole.Tx) error { return tx.RevokeSession(ids[2], t0.Add(time.Hour)) })
-		if n := count(time.Time{}); n != 2 {
-			t.Errorf("live sessions after a revocation = %d, want 2", n)
+		// Revoking again frees nothing more.
+		update(t, st, func(tx openconsole.Tx) error { _, err := tx.RevokeSession(ids[2], t0.Add(2*time.Hour)); return err })
+		if n := taken(); n != 2 {
+			t.Errorf("taken seats after a revocation = %d, want 2", n)
 		}
-		err := st.Update(ctx, func(tx openconsole.Tx) error { return tx.RevokeSession(openconsole.NewSessionID(), t0) })
+		err := st.Update(ctx, func(tx openconsole.Tx) error { _, err := tx.RevokeSession(openconsole.NewSessionID(), t0); return err })
 		if !errors.Is(err, openconsole.ErrNotFound) {
 			t.Errorf("revoke unknown session: err = %v, want ErrNotFound", err)
 		}
 
-		// Touching moves last-seen forward only, and skips unknown ids.
+		// Idle sessions: those holding a seat, last seen before a time, oldest first.
+		var idle []openconsole.IdleSession
+		update(t, st, func(tx openconsole.Tx) error {
+			var err error
+			idle, err = tx.IdleSessions(lic.ID, t0.Add(90*time.Second), 10)
+			return err
+		})
+		if len(idle) != 2 || idle[0].ID != ids[0] || idle[1].ID != ids[1] {
+			t.Errorf("IdleSessions before t0+90s = %+v, want ids 0 and 1", idle)
+		}
+
+		// Touching moves last-seen forward only, skips unknown ids, and reports sessions that no
+		// longer hold a seat.
 		later, earlier := t0.Add(2*time.Hour), t0.Add(-time.Hour)
-		if err := st.TouchSessions(ctx, map[string]time.Time{ids[0]: later, ids[1]: earlier, openconsole.NewSessionID(): later}); err != nil {
+		gone, err := st.TouchSessions(ctx, []openconsole.Touch{{SessionID: ids[0], At: later}, {SessionID: ids[1], At: earlier},
+			{SessionID: openconsole.NewSessionID(), At: later}, {SessionID: ids[2], At: later}})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if len(gone) != 1 || gone[0] != ids[2] {
+			t.Errorf("TouchSessions reported %v gone, want the revoked %s", gone, ids[2])
 		}
 		s0, err := st.SessionState(ctx, ids[0])
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !s0.Session.LastSeenAt.Equal(later) || s0.License.Key != "K" || s0.Session.Timestamp != 100 || !s0.Session.RevokedAt.IsZero() {
+		if !s0.Session.LastSeenAt.Equal(later) || s0.License.Key != "K" || s0.Session.Timestamp != 100 || !s0.Session.HoldsSeat() {
 			t.Errorf("SessionState = %+v", s0)
 		}
 		s1, _ := st.SessionState(ctx, ids[1])
@@ -238,26 +272,77 @@ func TestSessionsAndSeats(t *testing.T) {
 			t.Errorf("last seen after an older touch = %v, want unchanged %v", s1.Session.LastSeenAt, t0.Add(time.Minute))
 		}
 		s2, _ := st.SessionState(ctx, ids[2])
-		if s2.Session.RevokedAt.IsZero() {
+		if s2.Session.RevokedAt.IsZero() || s2.Session.HoldsSeat() {
 			t.Errorf("revoked session shows no revocation")
 		}
 		if _, err := st.SessionState(ctx, openconsole.NewSessionID()); !errors.Is(err, openconsole.ErrNotFound) {
 			t.Errorf("unknown session: err = %v, want ErrNotFound", err)
 		}
 
-		list, err := st.Sessions(ctx, lic.ID)
+		// Ending idle sessions re-checks that they are still idle: ids[0] was touched since.
+		var ended map[int64]int
+		update(t, st, func(tx openconsole.Tx) error {
+			var err error
+			ended, err = tx.EndIdleSessions([]string{ids[0], ids[1], ids[2]}, t0.Add(90*time.Second), t0.Add(3*time.Hour))
+			return err
+		})
+		if len(ended) != 1 || ended[lic.ID] != 1 {
+			t.Errorf("EndIdleSessions ended %v, want one session of license %d", ended, lic.ID)
+		}
+		if s1, _ = st.SessionState(ctx, ids[1]); s1.Session.HoldsSeat() || !s1.Session.EndedAt.Equal(t0.Add(3*time.Hour)) {
+			t.Errorf("ended session = %+v", s1.Session)
+		}
+		if n := taken(); n != 1 {
+			t.Errorf("taken seats after ending one = %d, want 1", n)
+		}
+		if c, err := st.SeatMismatches(ctx); err != nil || len(c.Mismatches) != 0 || c.Licenses != 1 || c.Held != 1 {
+			t.Errorf("SeatMismatches = %+v, %v; want none, 1 license, 1 held seat", c, err)
+		}
+
+		list, err := openconsole.Collect(st.ListSessions(ctx, openconsole.SessionQuery{LicenseID: lic.ID}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(list) != 3 || list[0].Session.ID != ids[0] || list[2].Session.ID != ids[2] || list[0].License.Key != "K" {
-			t.Errorf("Sessions = %+v", list)
+		if len(list) != 3 || list[0].Session.ID != ids[0] || list[2].Session.ID != ids[2] || list[0].License.Key != "K" || list[0].Session.Addr != "192.0.2.1" {
+			t.Errorf("ListSessions = %+v", list)
 		}
-		usage, err := st.Licenses(ctx, time.Time{})
+		page, _ := openconsole.Collect(st.ListSessions(ctx, openconsole.SessionQuery{After: openconsole.CursorOf(list[0]), Limit: 1}))
+		if len(page) != 1 || page[0].Session.ID != ids[1] {
+			t.Errorf("ListSessions after the first, limit 1 = %+v, want the second", page)
+		}
+		lics, err := openconsole.Collect(st.ListLicenses(ctx, openconsole.LicenseQuery{}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(usage) != 1 || usage[0].LiveSessions != 2 {
-			t.Errorf("Licenses = %+v, want one license with 2 live sessions", usage)
+		if len(lics) != 1 || lics[0].Taken != 1 {
+			t.Errorf("ListLicenses = %+v, want one license with 1 taken seat", lics)
+		}
+	})
+}
+
+// TestSeatRepair: a license whose bookkeeping was changed behind the store's back is found by
+// SeatMismatches and set right by SetTakenSeats.
+func TestSeatRepair(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		st := open(t, dsn)
+		var lic openconsole.License
+		update(t, st, func(tx openconsole.Tx) error {
+			var err error
+			if lic, err = tx.CreateLicense(openconsole.License{Key: "R", Kind: openconsole.KindKey, Seats: 5, CreatedAt: t0}); err != nil {
+				return err
+			}
+			return tx.CreateSession(openconsole.Session{ID: openconsole.NewSessionID(), LicenseID: lic.ID, Timestamp: 1, CreatedAt: t0, LastSeenAt: t0})
+		})
+		if err := sqlstore.ExecForTest(ctx, st, `UPDATE licenses SET taken = 4`); err != nil {
+			t.Fatal(err)
+		}
+		c, err := st.SeatMismatches(ctx)
+		if err != nil || len(c.Mismatches) != 1 || c.Mismatches[0] != (openconsole.SeatMismatch{LicenseID: lic.ID, Key: "R", Taken: 4, Held: 1}) {
+			t.Fatalf("SeatMismatches = %+v, %v", c, err)
+		}
+		update(t, st, func(tx openconsole.Tx) error { return tx.SetTakenSeats(lic.ID, 1) })
+		if c, err := st.SeatMismatches(ctx); err != nil || len(c.Mismatches) != 0 {
+			t.Errorf("after repair: %+v, %v", c, err)
 		}
 	})
 }
@@ -366,6 +451,10 @@ func TestBulkInsert(t *testing.T) {
 		got, err := st.SessionState(ctx, ss[1999].ID)
 		if err != nil || got.License.Key != ls[999].Key {
 			t.Fatalf("bulk session: %+v, %v", got, err)
+		}
+		// The bulk load took the sessions' seats.
+		if c, err := st.SeatMismatches(ctx); err != nil || len(c.Mismatches) != 0 || c.Held != 2000 {
+			t.Errorf("seats after a bulk load: %+v, %v; want 2000 held and no mismatch", c, err)
 		}
 		var next int64
 		update(t, st, func(tx openconsole.Tx) error {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"openconsole"
+	"openconsole/sqlstore"
 )
 
 type userOut struct {
@@ -140,25 +141,39 @@ func cmdLicenseCreate(e *cliEnv, args []string) int {
 
 func cmdLicenseList(e *cliEnv, args []string) int {
 	fs := e.flags("license list")
-	ttl := fs.Duration("session-ttl", 0, "count sessions idle for longer than this as expired, as serve does")
+	limit := fs.Int("limit", 0, "print at most this many licenses (0: all); the output's nextCursor continues")
+	after := fs.String("after", "", "continue after this cursor (nextCursor of an earlier page)")
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	return e.withService(openconsole.Options{SessionTTL: *ttl}, func(svc *openconsole.Service) (any, error) {
-		ls, err := svc.Licenses(e.ctx)
-		if err != nil {
-			return nil, err
+	if *limit < 0 {
+		return e.usageErr("--limit must not be negative")
+	}
+	from, err := openconsole.ParseLicenseCursor(*after)
+	if err != nil {
+		return e.usageErr("--after: not a cursor printed by license list")
+	}
+	opts := openconsole.Options{OneShot: true}
+	svc, _, done, err := e.open(sqlstore.Options{}, opts)
+	if err != nil {
+		return e.fail(err)
+	}
+	defer done()
+	owners := &ownerNames{e: e, svc: svc}
+	q := openconsole.LicenseQuery{After: from}
+	if *limit > 0 {
+		q.Limit = *limit + 1
+	}
+	now := time.Now()
+	return printList(e, svc.Licenses(e.ctx, q), *limit, func(l openconsole.License) any {
+		o := licenseJSON(l, owners.name(l.OwnerID))
+		n := 0
+		if l.Usable(now) {
+			n = l.Taken
 		}
-		owners := &ownerNames{e: e, svc: svc}
-		out := make([]licenseOut, 0, len(ls))
-		for _, l := range ls {
-			o := licenseJSON(l.License, owners.name(l.OwnerID))
-			n := l.LiveSessions
-			o.LiveSessions = &n
-			out = append(out, o)
-		}
-		return out, nil
-	})
+		o.LiveSessions = &n
+		return o
+	}, func(l openconsole.License) string { return openconsole.LicenseCursor(l.ID) })
 }
 
 func cmdLicenseRevoke(e *cliEnv, args []string) int {
@@ -235,24 +250,38 @@ func cmdSessionList(e *cliEnv, args []string) int {
 	fs := e.flags("session list")
 	key := fs.String("license", "", "only the sessions of this license key or serial")
 	ttl := fs.Duration("session-ttl", 0, "count sessions idle for longer than this as expired, as serve does")
+	limit := fs.Int("limit", 0, "print at most this many sessions (0: all); the output's nextCursor continues")
+	after := fs.String("after", "", "continue after this cursor (nextCursor of an earlier page)")
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	return e.withService(openconsole.Options{SessionTTL: *ttl}, func(svc *openconsole.Service) (any, error) {
-		ss, err := svc.Sessions(e.ctx, *key)
-		if err != nil {
-			return nil, err
+	if *limit < 0 {
+		return e.usageErr("--limit must not be negative")
+	}
+	from, err := openconsole.ParseSessionCursor(*after)
+	if err != nil {
+		return e.usageErr("--after: not a cursor printed by session list")
+	}
+	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{SessionTTL: *ttl, OneShot: true})
+	if err != nil {
+		return e.fail(err)
+	}
+	defer done()
+	n := 0
+	if *limit > 0 {
+		n = *limit + 1
+	}
+	ss, err := svc.Sessions(e.ctx, *key, from, n)
+	if err != nil {
+		return e.fail(err)
+	}
+	return printList(e, ss, *limit, func(st openconsole.SessionState) any {
+		s := st.Session
+		return sessionOut{
+			ID: s.ID, License: st.License.Key, Timestamp: s.Timestamp, Live: svc.SessionLive(st),
+			CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, Revoked: !s.RevokedAt.IsZero(), RevokedAt: timePtr(s.RevokedAt),
 		}
-		out := make([]sessionOut, 0, len(ss))
-		for _, st := range ss {
-			s := st.Session
-			out = append(out, sessionOut{
-				ID: s.ID, License: st.License.Key, Timestamp: s.Timestamp, Live: svc.SessionLive(st),
-				CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, Revoked: !s.RevokedAt.IsZero(), RevokedAt: timePtr(s.RevokedAt),
-			})
-		}
-		return out, nil
-	})
+	}, func(st openconsole.SessionState) string { return openconsole.CursorOf(st).String() })
 }
 
 func cmdSessionRevoke(e *cliEnv, args []string) int {

@@ -131,7 +131,7 @@ func TestBackupRefusals(t *testing.T) {
 	}
 	// The copy is a database the CLI can use, with the license in it.
 	var licenses []licenseJSONOut
-	runJSON(t, &licenses, "--db", "sqlite:"+b.File, "license", "list")
+	runItems(t, &licenses, "--db", "sqlite:"+b.File, "license", "list")
 	if len(licenses) != 1 || licenses[0].Key != lic.Key {
 		t.Errorf("license list on the copy: %+v; want the one license %s", licenses, lic.Key)
 	}

@@ -58,6 +58,29 @@ func runJSON(t *testing.T, v any, args ...string) {
 	}
 }
 
+// runItems runs a listing command and decodes its items into v (a pointer to a slice); the output
+// must be exactly {"items": [...], "nextCursor": ...}. It returns nextCursor ("" for null).
+func runItems(t *testing.T, v any, args ...string) string {
+	t.Helper()
+	var page struct {
+		Items      json.RawMessage `json:"items"`
+		NextCursor *string         `json:"nextCursor"`
+	}
+	runJSON(t, &page, args...)
+	if page.Items == nil {
+		t.Fatalf("openconsole %s: no items", strings.Join(args, " "))
+	}
+	dec := json.NewDecoder(strings.NewReader(string(page.Items)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("openconsole %s: items are not the expected JSON: %v\n%s", strings.Join(args, " "), err, page.Items)
+	}
+	if page.NextCursor == nil {
+		return ""
+	}
+	return *page.NextCursor
+}
+
 // runFail runs a command that must fail with code, print nothing on stdout and a message
 // containing msg on stderr.
 func runFail(t *testing.T, code int, msg string, args ...string) result {
@@ -318,7 +341,7 @@ func TestLicenseCommands(t *testing.T) {
 		}
 
 		var list []licenseJSONOut
-		runJSON(t, &list, "--db", dsn, "license", "list")
+		runItems(t, &list, "--db", dsn, "license", "list")
 		if len(list) != 2 {
 			t.Fatalf("license list has %d entries, want 2: %+v", len(list), list)
 		}
@@ -342,7 +365,7 @@ func TestLicenseCommands(t *testing.T) {
 		if !rev2.Revoked || rev2.RevokedAt == nil || !rev2.RevokedAt.Equal(*rev.RevokedAt) {
 			t.Errorf("second license revoke printed %+v, want revokedAt %v kept", rev2, rev.RevokedAt)
 		}
-		runJSON(t, &list, "--db", dsn, "license", "list")
+		runItems(t, &list, "--db", dsn, "license", "list")
 		if got := findLicense(t, list, l1.Key); !got.Revoked || got.RevokedAt == nil {
 			t.Errorf("license list after revoke: %+v, want revoked", got)
 		}
@@ -368,7 +391,7 @@ func TestLicenseCommands(t *testing.T) {
 				runFail(t, 1, tc.msg, append([]string{"--db", dsn}, tc.args...)...)
 			})
 		}
-		runJSON(t, &list, "--db", dsn, "license", "list")
+		runItems(t, &list, "--db", dsn, "license", "list")
 		if len(list) != 2 {
 			t.Errorf("refused creates left %d licenses, want 2: %+v", len(list), list)
 		}
@@ -395,7 +418,7 @@ func TestSerialRegister(t *testing.T) {
 		}
 
 		var list []licenseJSONOut
-		runJSON(t, &list, "--db", dsn, "license", "list")
+		runItems(t, &list, "--db", dsn, "license", "list")
 		if got := findLicense(t, list, "SN123456789"); got.Kind != "serial" || got.Activations != 1 || got.Owner != nil {
 			t.Errorf("license list shows the serial as %+v, want kind serial with 1 activation and no owner", got)
 		}
@@ -433,21 +456,20 @@ func TestSessionCommands(t *testing.T) {
 
 		var ss []sessionJSONOut
 		r := run(t, "", "--db", dsn, "session", "list")
-		if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
-			t.Errorf("session list without sessions: exit code %d, stdout %q; want 0 and []", r.code, r.stdout)
+		if want := "{\n  \"items\": [],\n  \"nextCursor\": null\n}\n"; r.code != 0 || r.stdout != want {
+			t.Errorf("session list without sessions: exit code %d, stdout %q; want 0 and %q", r.code, r.stdout, want)
 		}
 
 		s1 := activate(t, dsn, l1.Key)
 		s2 := activate(t, dsn, l1.Key)
 		s3 := activate(t, dsn, l2.Key)
 
-		r = run(t, "", "--db", dsn, "session", "list")
 		var raw []json.RawMessage
-		if err := json.Unmarshal([]byte(r.stdout), &raw); err != nil || len(raw) != 3 {
-			t.Fatalf("session list: %v, %d entries, want 3:\n%s", err, len(raw), r.stdout)
+		if runItems(t, &raw, "--db", dsn, "session", "list"); len(raw) != 3 {
+			t.Fatalf("session list: %d entries, want 3", len(raw))
 		}
 		checkKeys(t, "session list entry", string(raw[0]), "id", "license", "timestamp", "live", "createdAt", "lastSeenAt", "revoked", "revokedAt")
-		runJSON(t, &ss, "--db", dsn, "session", "list")
+		runItems(t, &ss, "--db", dsn, "session", "list")
 		for _, want := range []struct {
 			ref openconsole.SessionRef
 			key string
@@ -458,12 +480,12 @@ func TestSessionCommands(t *testing.T) {
 				t.Errorf("session list entry %+v, want the live session %+v of %s", got, want.ref, want.key)
 			}
 		}
-		runJSON(t, &ss, "--db", dsn, "session", "list", "--license", l1.Key)
+		runItems(t, &ss, "--db", dsn, "session", "list", "--license", l1.Key)
 		if len(ss) != 2 {
 			t.Errorf("session list --license %s: %d sessions, want 2", l1.Key, len(ss))
 		}
 		var list []licenseJSONOut
-		runJSON(t, &list, "--db", dsn, "license", "list")
+		runItems(t, &list, "--db", dsn, "license", "list")
 		if got := liveSessions(t, findLicense(t, list, l1.Key)); got != 2 {
 			t.Errorf("liveSessions of %s = %d, want 2", l1.Key, got)
 		}
@@ -474,25 +496,25 @@ func TestSessionCommands(t *testing.T) {
 		if rs != (revokedSessionJSON{s1.ID, true}) {
 			t.Errorf("session revoke printed %+v, want {%s true}", rs, s1.ID)
 		}
-		runJSON(t, &ss, "--db", dsn, "session", "list", "--license", l1.Key)
+		runItems(t, &ss, "--db", dsn, "session", "list", "--license", l1.Key)
 		if got := findSession(t, ss, s1.ID); got.Live || !got.Revoked || got.RevokedAt == nil {
 			t.Errorf("revoked session listed as %+v", got)
 		}
 		if got := findSession(t, ss, s2.ID); !got.Live || got.Revoked {
 			t.Errorf("other session listed as %+v, want it live", got)
 		}
-		runJSON(t, &list, "--db", dsn, "license", "list")
+		runItems(t, &list, "--db", dsn, "license", "list")
 		if got := liveSessions(t, findLicense(t, list, l1.Key)); got != 1 {
 			t.Errorf("liveSessions of %s after a session revoke = %d, want 1", l1.Key, got)
 		}
 
 		// A revoked license takes its sessions down with it.
 		runJSON(t, new(licenseJSONOut), "--db", dsn, "license", "revoke", l2.Key)
-		runJSON(t, &ss, "--db", dsn, "session", "list", "--license", l2.Key)
+		runItems(t, &ss, "--db", dsn, "session", "list", "--license", l2.Key)
 		if len(ss) != 1 || ss[0].Live || ss[0].Revoked {
 			t.Errorf("sessions of a revoked license: %+v, want one not live and not itself revoked", ss)
 		}
-		runJSON(t, &list, "--db", dsn, "license", "list")
+		runItems(t, &list, "--db", dsn, "license", "list")
 		if got := liveSessions(t, findLicense(t, list, l2.Key)); got != 0 {
 			t.Errorf("liveSessions of the revoked license %s = %d, want 0 (session list shows its session not live)", l2.Key, got)
 		}
@@ -594,11 +616,11 @@ func TestDBEnv(t *testing.T) {
 		other := "sqlite:" + filepath.Join(t.TempDir(), "other.db")
 		var list []licenseJSONOut
 		runJSON(t, new(licenseJSONOut), "license", "create", "--owner", "envuser")
-		runJSON(t, &list, "license", "list", "--db", other)
+		runItems(t, &list, "license", "list", "--db", other)
 		if len(list) != 0 {
 			t.Errorf("license list --db %s shows the licenses of OPENCONSOLE_DB: %+v", other, list)
 		}
-		runJSON(t, &list, "license", "list")
+		runItems(t, &list, "license", "list")
 		if len(list) != 1 {
 			t.Errorf("license list on OPENCONSOLE_DB: %d licenses, want 1", len(list))
 		}

@@ -188,7 +188,7 @@ func stormLicenses(t *testing.T, e *e2e) (keys []string, seats map[string]int) {
 func checkAcked(t *testing.T, e *e2e, srv *server, acks []ack) []sessionJSONOut {
 	t.Helper()
 	var sessions []sessionJSONOut
-	e.cli(t, &sessions, "", "session", "list")
+	e.cliItems(t, &sessions, "session", "list")
 	byID := make(map[string]sessionJSONOut, len(sessions))
 	for _, s := range sessions {
 		byID[s.ID] = s
@@ -264,7 +264,7 @@ func validateRaw(c *http.Client, url, id string) (bool, error) {
 func checkSeats(t *testing.T, e *e2e, seats map[string]int, sessions []sessionJSONOut) {
 	t.Helper()
 	var licenses []licenseJSONOut
-	e.cli(t, &licenses, "", "license", "list")
+	e.cliItems(t, &licenses, "license", "list")
 	live := make(map[string]int)
 	for _, s := range sessions {
 		if s.Live {

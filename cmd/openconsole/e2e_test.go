@@ -253,6 +253,19 @@ func (e *e2e) cli(t *testing.T, v any, stdin string, args ...string) {
 	}
 }
 
+// cliItems runs a listing command and decodes its items into v.
+func (e *e2e) cliItems(t *testing.T, v any, args ...string) {
+	t.Helper()
+	var page struct {
+		Items      json.RawMessage `json:"items"`
+		NextCursor *string         `json:"nextCursor"`
+	}
+	e.cli(t, &page, "", args...)
+	if err := json.Unmarshal(page.Items, v); err != nil {
+		t.Fatalf("openconsole %s: bad items: %v\n%s", strings.Join(args, " "), err, page.Items)
+	}
+}
+
 type response struct {
 	status int
 	header http.Header
@@ -511,7 +524,7 @@ func TestEndToEnd(t *testing.T) {
 
 			// The CLI sees what happened.
 			var licenses []licenseJSONOut
-			e.cli(t, &licenses, "", "license", "list")
+			e.cliItems(t, &licenses, "license", "list")
 			if l := findLicense(t, licenses, key); liveSessions(t, l) != 2 || l.Revoked || l.Owner == nil || *l.Owner != "u1" {
 				t.Errorf("license list entry for %s: %+v (liveSessions %d), want 2 live sessions, not revoked, owner u1", key, l, liveSessions(t, l))
 			}
@@ -519,7 +532,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("license list entry for %s: %+v, want a serial with 1 live session", sn, l)
 			}
 			var sessions []sessionJSONOut
-			e.cli(t, &sessions, "", "session", "list")
+			e.cliItems(t, &sessions, "session", "list")
 			if len(sessions) != 3 {
 				t.Errorf("session list: %d sessions, want 3", len(sessions))
 			}
@@ -542,11 +555,11 @@ func TestEndToEnd(t *testing.T) {
 			if !e.validate(t, srv, s2.ID) {
 				t.Errorf("validate %s: false after revoking another session", s2.ID)
 			}
-			e.cli(t, &licenses, "", "license", "list")
+			e.cliItems(t, &licenses, "license", "list")
 			if n := liveSessions(t, findLicense(t, licenses, key)); n != 1 {
 				t.Errorf("license list: %s has %d live sessions after a session revoke, want 1", key, n)
 			}
-			e.cli(t, &sessions, "", "session", "list", "--license", key)
+			e.cliItems(t, &sessions, "session", "list", "--license", key)
 			if got := findSession(t, sessions, s1.ID); got.Live || !got.Revoked || got.RevokedAt == nil {
 				t.Errorf("session list shows the revoked session as %+v", got)
 			}
@@ -564,11 +577,11 @@ func TestEndToEnd(t *testing.T) {
 			if !e.validate(t, srv, s3.ID) {
 				t.Errorf("validate %s (serial): false after revoking another license", s3.ID)
 			}
-			e.cli(t, &licenses, "", "license", "list")
+			e.cliItems(t, &licenses, "license", "list")
 			if l := findLicense(t, licenses, key); !l.Revoked || l.RevokedAt == nil {
 				t.Errorf("license list shows the revoked license as %+v", l)
 			}
-			e.cli(t, &sessions, "", "session", "list")
+			e.cliItems(t, &sessions, "session", "list")
 			if got := findSession(t, sessions, s2.ID); got.Live {
 				t.Errorf("session list shows %s of the revoked license as live", s2.ID)
 			}

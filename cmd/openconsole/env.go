@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -193,6 +195,7 @@ func scrubSecrets(msg, dsn string) string {
 // withService opens the store and a service with opts, runs fn with it, and prints what fn returns
 // as JSON, or fails with fn's error: the shape of every admin command.
 func (e *cliEnv) withService(opts openconsole.Options, fn func(svc *openconsole.Service) (any, error)) int {
+	opts.OneShot = true
 	svc, _, done, err := e.open(sqlstore.Options{}, opts)
 	if err != nil {
 		return e.fail(err)
@@ -203,4 +206,50 @@ func (e *cliEnv) withService(opts openconsole.Options, fn func(svc *openconsole.
 		return e.fail(err)
 	}
 	return e.print(out)
+}
+
+// printList writes a listing as {"items": [...], "nextCursor": ...} while it reads it, so that
+// memory does not grow with the listing. seq yields at most limit+1 items when limit > 0: the
+// extra one only says that there is a next page, whose cursor is that of the last item printed.
+func printList[T any](e *cliEnv, seq iter.Seq2[T, error], limit int, item func(T) any, cursor func(T) string) int {
+	w := bufio.NewWriterSize(e.stdout, 64<<10)
+	n := 0
+	var last T
+	next := ""
+	for x, err := range seq {
+		if err != nil {
+			w.Flush()
+			return e.fail(err)
+		}
+		if limit > 0 && n == limit {
+			next = cursor(last)
+			break
+		}
+		b, err := json.MarshalIndent(item(x), "    ", "  ")
+		if err != nil {
+			return e.fail(err)
+		}
+		if n == 0 {
+			w.WriteString("{\n  \"items\": [\n    ")
+		} else {
+			w.WriteString(",\n    ")
+		}
+		w.Write(b)
+		last = x
+		n++
+	}
+	if n == 0 {
+		w.WriteString("{\n  \"items\": [")
+	} else {
+		w.WriteString("\n  ")
+	}
+	nc := []byte("null")
+	if next != "" {
+		nc, _ = json.Marshal(next)
+	}
+	fmt.Fprintf(w, "],\n  \"nextCursor\": %s\n}\n", nc)
+	if err := w.Flush(); err != nil {
+		return e.fail(err)
+	}
+	return 0
 }

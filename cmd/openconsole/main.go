@@ -27,12 +27,13 @@ Commands:
   serve [--addr HOST:PORT] [--session-ttl DURATION] [--token-ttl DURATION] [--default-store ID]
   user create --username U (--password P | --password-stdin) [--email E] [--display-name N] [--vendor] [--whitelabeled]
   license create [--owner USERNAME] [--activations N] [--expires RFC3339] [--key KEY]
-  license list
+  license list [--limit N] [--after CURSOR]
   license revoke KEY
   serial register --serial SN --model M --manufacturer NAME --manufacturer-id N --date YYYY-MM-DD
-  session list [--license KEY]
+  session list [--license KEY] [--limit N] [--after CURSOR]
   session revoke ID
   jwt rotate [--drop-old]
+  check [--repair]                    (verify every license's seat bookkeeping against its sessions)
   backup --out FILE
   app manifest add FILE [--official[=false]]
   app manifest list [--app APP]
@@ -131,6 +132,7 @@ var commands = map[string]func(*cliEnv, []string) int{
 	"session list":    cmdSessionList,
 	"session revoke":  cmdSessionRevoke,
 	"jwt rotate":      cmdJWTRotate,
+	"check":           cmdCheck,
 	"backup":          cmdBackup,
 
 	"app manifest add":    cmdAppManifestAdd,

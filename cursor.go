@@ -1,0 +1,69 @@
+package openconsole
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+)
+
+// Cursors are positions in a listing, handed to clients as opaque strings: a client passes one
+// back to continue after it. Positions are keys of rows (an id, a timestamp), not offsets, so a page
+// neither skips nor repeats rows when others are added meanwhile.
+
+var cursorEncoding = base64.RawURLEncoding
+
+// ErrBadCursor is returned for a cursor string that no listing handed out.
+var ErrBadCursor = &Error{Code: EINVALID, Message: "invalid cursor"}
+
+// LicenseCursor is the cursor after the license with the given id.
+func LicenseCursor(id int64) string {
+	return cursorEncoding.EncodeToString([]byte("l" + strconv.FormatInt(id, 10)))
+}
+
+// ParseLicenseCursor returns the license id of a LicenseCursor; "" is the start (0). Other strings
+// give ErrBadCursor.
+func ParseLicenseCursor(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	b, err := cursorEncoding.DecodeString(s)
+	if err != nil || len(b) < 2 || b[0] != 'l' {
+		return 0, ErrBadCursor
+	}
+	id, err := strconv.ParseInt(string(b[1:]), 10, 64)
+	if err != nil || id < 0 {
+		return 0, ErrBadCursor
+	}
+	return id, nil
+}
+
+// String returns the cursor as a client sees it.
+func (c SessionCursor) String() string {
+	return cursorEncoding.EncodeToString([]byte("s" + strconv.FormatInt(c.Timestamp, 10) + "." + c.ID))
+}
+
+// ParseSessionCursor parses a SessionCursor's String; "" is the start. Other strings give
+// ErrBadCursor.
+func ParseSessionCursor(s string) (SessionCursor, error) {
+	if s == "" {
+		return SessionCursor{}, nil
+	}
+	b, err := cursorEncoding.DecodeString(s)
+	if err != nil || len(b) < 2 || b[0] != 's' {
+		return SessionCursor{}, ErrBadCursor
+	}
+	ts, id, ok := strings.Cut(string(b[1:]), ".")
+	n, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || err != nil || n < 0 {
+		return SessionCursor{}, ErrBadCursor
+	}
+	if id, ok = ParseSessionID(id); !ok {
+		return SessionCursor{}, ErrBadCursor
+	}
+	return SessionCursor{Timestamp: n, ID: id}, nil
+}
+
+// CursorOf returns the cursor just after the session st.
+func CursorOf(st SessionState) SessionCursor {
+	return SessionCursor{Timestamp: st.Session.Timestamp, ID: st.Session.ID}
+}

@@ -1,0 +1,415 @@
+package openconsole
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Liveness: what "live" means, who holds a seat, and the bookkeeping behind both. Everything that
+// decides whether a session validates or a seat is free is in this file.
+//
+// A session holds a seat of its license from the activation that created it until it is revoked or
+// ended. It is live while it holds a seat, its license is usable (License.Usable), and, when an idle
+// timeout (Options.SessionTTL) is set, it was active (activated or validated) within the timeout.
+//
+// Seats are counted by the store: License.Taken is changed in the same transaction as every session
+// that takes or frees a seat (see Tx), so an activation costs the same on a license with ten
+// sessions as on one with a million. A session that goes idle stops being live at once; its seat
+// comes back when a sweep ends it: the activation that finds its license full ends that license's
+// idle sessions first (so seats count live sessions exactly, wire contract §7.7), and a background
+// sweep ends the rest, which keeps License.Taken close to the live count for display.
+//
+// Activity is kept in memory and written back in the background, only when it moves a session's
+// last-seen time on by touchEvery, and paced (writeBack): a wave of sessions that come due together
+// is spread over writeWindow instead of holding the writer, except activity of sessions near their
+// timeout, which is written at the next tick so that other servers' sweeps see it in time.
+//
+// Validate is answered from a cache of session states (sessionCache). It must never say "valid"
+// longer than CacheStaleness after a revocation or license change made anywhere, also by another
+// server or the CLI: such changes are logged in the store (see Tx), every server polls that log and
+// drops what changed, and a server whose last successful poll began longer than trustWindow ago
+// reads the database instead. Expiry by time (license expiry, idle timeout) is checked at read time.
+
+const (
+	// CacheStaleness is the longest a cached answer may lag a change made anywhere.
+	CacheStaleness = time.Second
+	// pollInterval is how often the change log is read.
+	pollInterval = 200 * time.Millisecond
+	// trustWindow: a poll that started longer ago than this no longer vouches for the cache. The
+	// margin below CacheStaleness covers the time between a commit and the next poll's start.
+	trustWindow = CacheStaleness - pollInterval - 100*time.Millisecond
+	// touchChunk bounds the last-seen writes of one transaction, so that write-back never holds the
+	// writer (and the activations queued behind it) for long.
+	touchChunk = 500
+	// sweepChunk bounds the sessions one sweep transaction ends.
+	sweepChunk = 500
+)
+
+type liveness struct {
+	store Store
+	clock clock
+	log   *slog.Logger
+
+	ttl         time.Duration // idle timeout; 0: sessions do not expire by idleness
+	touchEvery  time.Duration // activity is recorded when it moves last-seen on by this much
+	tick        time.Duration // how often write-back runs (Options.TouchInterval)
+	writeWindow time.Duration // pending activity is written within this long
+	urgent      time.Duration // activity of a session this close to its timeout is written at once
+
+	mu      sync.Mutex
+	pending map[sessionKey]pendingSeen // activity not yet written
+	normal  keyQueue                   // pending keys in the order they were recorded
+	soon    keyQueue                   // pending keys of sessions near their timeout
+
+	cache   *sessionCache // nil when disabled
+	lastSeq int64         // the last change applied; owned by the poller
+}
+
+// pendingSeen is unwritten activity of a session: when it was seen, and whether it was queued as
+// urgent.
+type pendingSeen struct {
+	at     int64 // Unix ms
+	urgent bool
+}
+
+func newLiveness(store Store, c clock, log *slog.Logger, opts Options) *liveness {
+	l := &liveness{store: store, clock: c, log: log, ttl: opts.SessionTTL, tick: opts.TouchInterval,
+		pending: make(map[sessionKey]pendingSeen)}
+	l.touchEvery, l.writeWindow = 10*time.Minute, 5*time.Minute
+	if l.ttl > 0 {
+		l.touchEvery = min(time.Hour, l.ttl/10)
+		l.writeWindow = min(5*time.Minute, max(l.tick, l.ttl/20))
+		l.urgent = l.writeWindow + 2*l.tick
+	}
+	if opts.CacheSize > 0 {
+		l.cache = newSessionCache(opts.CacheSize, opts.SessionTTL, c.Now())
+	}
+	return l
+}
+
+// isLive reports whether a session is live at now: it holds a seat, its license is usable, and it
+// is not idle for longer than the timeout.
+func (l *liveness) isLive(st SessionState, now time.Time) bool {
+	return st.Session.HoldsSeat() && st.License.Usable(now) && !l.idle(st.Session, now)
+}
+
+func (l *liveness) idle(s Session, now time.Time) bool {
+	return l.ttl > 0 && now.Sub(s.LastSeenAt) >= l.ttl
+}
+
+// state returns a session and its license as this server knows them: from the cache when it is
+// trusted, else from the store (filling the cache), with this server's unwritten activity in
+// LastSeenAt.
+func (l *liveness) state(ctx context.Context, sid string, now time.Time) (SessionState, error) {
+	k, ok := keyOf(sid)
+	if !ok {
+		return SessionState{}, ErrNotFound
+	}
+	var gen uint64
+	if l.cache != nil {
+		// A cached session that looks idle may have been active on another server since it was
+		// cached: only the database can say it expired.
+		if st, ok := l.cache.get(k, sid, l.clock.elapsed(now)); ok && !l.idle(st.Session, now) {
+			return st, nil
+		}
+		gen = l.cache.gen.Load()
+	}
+	st, err := l.store.SessionState(ctx, sid)
+	if err != nil {
+		return SessionState{}, err
+	}
+	l.mu.Lock()
+	p, ok := l.pending[k]
+	l.mu.Unlock()
+	if ok && p.at > st.Session.LastSeenAt.UnixMilli() {
+		st.Session.LastSeenAt = time.UnixMilli(p.at).UTC()
+	}
+	if l.cache != nil {
+		l.cache.put(k, st, gen)
+	}
+	return st, nil
+}
+
+// seen records activity of a live session whose last-seen time was lastSeen. It is kept only when
+// it moves last-seen on by touchEvery: a fleet validating every minute then costs one write per
+// session per touchEvery, not one per validate. The price is that a session can look up to
+// touchEvery idler than it is, so it must show activity within 90% of the idle timeout to stay
+// live on every server.
+func (l *liveness) seen(sid string, lastSeen, now time.Time) {
+	if now.Sub(lastSeen) < l.touchEvery {
+		return
+	}
+	k, ok := keyOf(sid)
+	if !ok {
+		return
+	}
+	ms := now.UnixMilli()
+	urgent := l.ttl > 0 && lastSeen.Add(l.ttl).Sub(now) < l.urgent
+	l.record(k, ms, urgent)
+	if l.cache != nil {
+		l.cache.touch(k, ms)
+	}
+}
+
+// record queues activity of k for write-back; newer activity wins.
+func (l *liveness) record(k sessionKey, ms int64, urgent bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.pending[k]
+	if ok && p.at >= ms && (p.urgent || !urgent) {
+		return
+	}
+	if !ok || (urgent && !p.urgent) {
+		if urgent {
+			l.soon.push(k)
+		} else {
+			l.normal.push(k)
+		}
+	}
+	l.pending[k] = pendingSeen{at: max(ms, p.at), urgent: urgent || p.urgent}
+}
+
+// unwrittenSince reports whether this server has unwritten activity of the session at or after t.
+func (l *liveness) unwrittenSince(id string, t time.Time) bool {
+	k, ok := keyOf(id)
+	if !ok {
+		return false
+	}
+	l.mu.Lock()
+	p, ok := l.pending[k]
+	l.mu.Unlock()
+	return ok && p.at >= t.UnixMilli()
+}
+
+// liveIn returns the session sid if it is live on one of lics (read in tx), and that license.
+func (l *liveness) liveIn(tx Tx, sid string, lics []License, now time.Time) (Session, License, bool, error) {
+	if sid == "" || len(lics) == 0 {
+		return Session{}, License{}, false, nil
+	}
+	sess, err := tx.Session(sid)
+	if errors.Is(err, ErrNotFound) {
+		return Session{}, License{}, false, nil
+	} else if err != nil {
+		return Session{}, License{}, false, err
+	}
+	if k, ok := keyOf(sid); ok {
+		l.mu.Lock()
+		p, ok := l.pending[k]
+		l.mu.Unlock()
+		if ok && p.at > sess.LastSeenAt.UnixMilli() {
+			sess.LastSeenAt = time.UnixMilli(p.at).UTC()
+		}
+	}
+	for _, lic := range lics {
+		if sess.LicenseID == lic.ID && l.isLive(SessionState{Session: sess, License: lic}, now) {
+			return sess, lic, true, nil
+		}
+	}
+	return Session{}, License{}, false, nil
+}
+
+// takeSeat issues a new session on lic, read and locked in tx, if it has a free seat; ok is false
+// when it is full. A full license with an idle timeout first gives back the seats of its sessions
+// that are idle past it.
+func (l *liveness) takeSeat(tx Tx, lic License, now time.Time, from string) (ref SessionRef, ok bool, err error) {
+	if lic.Taken >= lic.Seats {
+		if l.ttl <= 0 {
+			return SessionRef{}, false, nil
+		}
+		freed, err := l.endIdle(tx, lic.ID, now, max(16, lic.Taken-lic.Seats+1))
+		if err != nil {
+			return SessionRef{}, false, err
+		}
+		if lic.Taken-freed >= lic.Seats {
+			return SessionRef{}, false, nil
+		}
+	}
+	ts, err := tx.NextTimestamp(now)
+	if err != nil {
+		return SessionRef{}, false, err
+	}
+	sess := Session{ID: NewSessionID(), LicenseID: lic.ID, Timestamp: ts, CreatedAt: now, LastSeenAt: now, Addr: from}
+	if err := tx.CreateSession(sess); err != nil {
+		return SessionRef{}, false, err
+	}
+	if lic.Kind == KindSerial {
+		if err := tx.MarkSerialActivated(lic.ID); err != nil {
+			return SessionRef{}, false, err
+		}
+	}
+	return SessionRef{sess.ID, sess.Timestamp}, true, nil
+}
+
+// endIdle ends up to limit sessions idle past the timeout, of one license (licenseID > 0) or of
+// any, and returns how many it ended. Sessions with activity this server has not written yet are
+// left alone.
+func (l *liveness) endIdle(tx Tx, licenseID int64, now time.Time, limit int) (int, error) {
+	before := now.Add(-l.ttl)
+	idle, err := tx.IdleSessions(licenseID, before, limit)
+	if err != nil || len(idle) == 0 {
+		return 0, err
+	}
+	ids := make([]string, 0, len(idle))
+	for _, s := range idle {
+		if !l.unwrittenSince(s.ID, before) {
+			ids = append(ids, s.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	ended, err := tx.EndIdleSessions(ids, before, now)
+	n := 0
+	for _, c := range ended {
+		n += c
+	}
+	return n, err
+}
+
+// changed drops, at once, what a change committed by this process made stale; other servers drop
+// it at their next poll of the change log.
+func (l *liveness) changed(changes ...Change) {
+	if l.cache != nil {
+		l.cache.drop(changes)
+	}
+}
+
+// start reads where the change log stands, so that polling begins there.
+func (l *liveness) start(ctx context.Context) error {
+	if l.cache == nil {
+		return nil
+	}
+	seq, err := l.store.LatestChange(ctx)
+	if err != nil {
+		return fmt.Errorf("read change log: %w", err)
+	}
+	l.lastSeq = seq
+	return nil
+}
+
+// poll applies the change log to the cache once, and extends the cache's trust only on success.
+func (l *liveness) poll(ctx context.Context) error {
+	started := l.clock.elapsed(l.clock.Now())
+	for {
+		changes, err := l.store.Changes(ctx, l.lastSeq, 1000)
+		if err != nil {
+			return err
+		}
+		l.cache.drop(changes)
+		if len(changes) > 0 {
+			l.lastSeq = changes[len(changes)-1].Seq
+		}
+		if len(changes) < 1000 {
+			break
+		}
+	}
+	l.cache.trust(started + trustWindow)
+	return nil
+}
+
+// writeBack writes pending activity: all of it with all set (at Close), else the urgent part and
+// a paced share of the rest, so that the whole is written within writeWindow. It writes in
+// transactions of at most touchChunk sessions.
+func (l *liveness) writeBack(ctx context.Context, all bool) error {
+	l.mu.Lock()
+	n := l.soon.len() + l.normal.len()
+	if !all {
+		window := max(1, int(l.writeWindow/max(l.tick, time.Millisecond)))
+		n = min(n, l.soon.len()+max(touchChunk, (l.normal.len()+window-1)/window))
+	}
+	l.mu.Unlock()
+	for n > 0 {
+		batch, urgent := l.takePending(min(n, touchChunk))
+		if len(batch) == 0 {
+			return nil
+		}
+		n -= len(batch)
+		gone, err := l.store.TouchSessions(ctx, batch)
+		if err != nil {
+			// Keep it for the next round; newer activity recorded meanwhile wins.
+			for i, t := range batch {
+				if k, ok := keyOf(t.SessionID); ok {
+					l.record(k, t.At.UnixMilli(), urgent[i])
+				}
+			}
+			return err
+		}
+		if len(gone) > 0 && l.cache != nil {
+			// Sessions that another server's sweep or a revocation ended meanwhile.
+			drop := make([]Change, len(gone))
+			for i, id := range gone {
+				drop[i] = Change{SessionID: id}
+			}
+			l.cache.drop(drop)
+		}
+	}
+	return nil
+}
+
+// takePending removes up to n pending entries, urgent ones first, and says which were urgent.
+func (l *liveness) takePending(n int) ([]Touch, []bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Touch, 0, n)
+	urgent := make([]bool, 0, n)
+	for _, q := range []*keyQueue{&l.soon, &l.normal} {
+		for len(out) < n {
+			k, ok := q.pop()
+			if !ok {
+				break
+			}
+			p, ok := l.pending[k]
+			if !ok || (q == &l.normal && p.urgent) {
+				continue // already written, or queued as urgent too
+			}
+			delete(l.pending, k)
+			out = append(out, Touch{SessionID: formatUUID(k[:]), At: time.UnixMilli(p.at).UTC()})
+			urgent = append(urgent, p.urgent)
+		}
+	}
+	return out, urgent
+}
+
+// sweep ends the sessions of every license that are idle past the timeout, a chunk per
+// transaction.
+func (l *liveness) sweep(ctx context.Context) error {
+	if l.ttl <= 0 {
+		return nil
+	}
+	for {
+		n, err := UpdateValue(ctx, l.store, func(tx Tx) (int, error) {
+			return l.endIdle(tx, 0, l.clock.Now(), sweepChunk)
+		})
+		if err != nil || n < sweepChunk/2 {
+			return err
+		}
+	}
+}
+
+// keyQueue is a FIFO of session keys.
+type keyQueue struct {
+	q    []sessionKey
+	head int
+}
+
+func (q *keyQueue) push(k sessionKey) { q.q = append(q.q, k) }
+
+func (q *keyQueue) pop() (sessionKey, bool) {
+	if q.head == len(q.q) {
+		return sessionKey{}, false
+	}
+	k := q.q[q.head]
+	q.head++
+	if q.head == len(q.q) {
+		q.q, q.head = q.q[:0], 0
+	} else if q.head > 1024 && q.head > len(q.q)/2 {
+		q.q, q.head = append(q.q[:0], q.q[q.head:]...), 0
+	}
+	return k, true
+}
+
+func (q *keyQueue) len() int { return len(q.q) - q.head }
