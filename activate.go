@@ -141,9 +141,12 @@ func (s *Service) activate(ctx context.Context, c candidates, sid, from string) 
 		return act, nil
 	}
 	now := s.clock.Now()
+	// A refusal is an outcome, not a failed transaction: what the transaction did to find a seat
+	// (ending idle sessions) is kept.
 	type outcome struct {
 		act      Activation
 		lastSeen time.Time // of the presented session, when it is still live
+		refusal  error
 	}
 	out, err := UpdateValue(ctx, s.store, func(tx Tx) (outcome, error) {
 		lics, err := c.lock(tx)
@@ -157,7 +160,7 @@ func (s *Service) activate(ctx context.Context, c candidates, sid, from string) 
 			}
 		}
 		if sess, lic, ok, err := s.live.liveIn(tx, sid, usable, now); err != nil || ok {
-			return outcome{Activation{Session: SessionRef{sess.ID, sess.Timestamp}, LicenseKey: lic.Key}, sess.LastSeenAt}, err
+			return outcome{act: Activation{Session: SessionRef{sess.ID, sess.Timestamp}, LicenseKey: lic.Key}, lastSeen: sess.LastSeenAt}, err
 		}
 		for _, lic := range usable {
 			ref, ok, err := s.live.takeSeat(tx, lic, now, from)
@@ -168,10 +171,13 @@ func (s *Service) activate(ctx context.Context, c candidates, sid, from string) 
 				return outcome{act: Activation{Session: ref, LicenseKey: lic.Key, Created: true}}, nil
 			}
 		}
-		return outcome{}, c.refusal(len(lics), len(usable))
+		return outcome{refusal: c.refusal(len(lics), len(usable))}, nil
 	})
 	if err != nil {
 		return Activation{}, wrap("activate", err)
+	}
+	if out.refusal != nil {
+		return Activation{}, out.refusal
 	}
 	if !out.act.Created {
 		s.live.seen(out.act.Session.ID, out.lastSeen, now)

@@ -39,7 +39,8 @@ func ParseLicenseCursor(s string) (int64, error) {
 
 // String returns the cursor as a client sees it.
 func (c SessionCursor) String() string {
-	return cursorEncoding.EncodeToString([]byte("s" + strconv.FormatInt(c.Timestamp, 10) + "." + c.ID))
+	return cursorEncoding.EncodeToString([]byte("s" + strconv.FormatInt(c.LicenseID, 10) + "." +
+		strconv.FormatInt(c.Timestamp, 10) + "." + c.ID))
 }
 
 // ParseSessionCursor parses a SessionCursor's String; "" is the start. Other strings give
@@ -52,18 +53,20 @@ func ParseSessionCursor(s string) (SessionCursor, error) {
 	if err != nil || len(b) < 2 || b[0] != 's' {
 		return SessionCursor{}, ErrBadCursor
 	}
-	ts, id, ok := strings.Cut(string(b[1:]), ".")
-	n, err := strconv.ParseInt(ts, 10, 64)
-	if !ok || err != nil || n < 0 {
+	parts := strings.Split(string(b[1:]), ".")
+	if len(parts) != 3 {
 		return SessionCursor{}, ErrBadCursor
 	}
-	if id, ok = ParseSessionID(id); !ok {
+	lic, err1 := strconv.ParseInt(parts[0], 10, 64)
+	ts, err2 := strconv.ParseInt(parts[1], 10, 64)
+	id, ok := ParseSessionID(parts[2])
+	if err1 != nil || err2 != nil || !ok || lic < 0 || ts < 0 {
 		return SessionCursor{}, ErrBadCursor
 	}
-	return SessionCursor{Timestamp: n, ID: id}, nil
+	return SessionCursor{LicenseID: lic, Timestamp: ts, ID: id}, nil
 }
 
 // CursorOf returns the cursor just after the session st.
 func CursorOf(st SessionState) SessionCursor {
-	return SessionCursor{Timestamp: st.Session.Timestamp, ID: st.Session.ID}
+	return SessionCursor{LicenseID: st.Session.LicenseID, Timestamp: st.Session.Timestamp, ID: st.Session.ID}
 }

@@ -213,20 +213,25 @@ func (l *liveness) liveIn(tx Tx, sid string, lics []License, now time.Time) (Ses
 }
 
 // takeSeat issues a new session on lic, read and locked in tx, if it has a free seat; ok is false
-// when it is full. A full license with an idle timeout first gives back the seats of its sessions
-// that are idle past it.
+// when it is full. A full license with an idle timeout first has the sessions idle past it ended,
+// its own among them: the sweep reads only sessions that are idle and not yet ended, and ends what
+// it reads, so its cost is paid once per idle session, whatever the size of the license.
 func (l *liveness) takeSeat(tx Tx, lic License, now time.Time, from string) (ref SessionRef, ok bool, err error) {
-	if lic.Taken >= lic.Seats {
+	for lic.Taken >= lic.Seats {
 		if l.ttl <= 0 {
 			return SessionRef{}, false, nil
 		}
-		freed, err := l.endIdle(tx, lic.ID, now, max(16, lic.Taken-lic.Seats+1))
+		ended, n, err := l.endIdle(tx, now, sweepChunk)
 		if err != nil {
 			return SessionRef{}, false, err
 		}
-		if lic.Taken-freed >= lic.Seats {
-			return SessionRef{}, false, nil
+		lic.Taken -= ended[lic.ID]
+		if n < sweepChunk {
+			break // nothing idle is left
 		}
+	}
+	if lic.Taken >= lic.Seats {
+		return SessionRef{}, false, nil
 	}
 	ts, err := tx.NextTimestamp(now)
 	if err != nil {
@@ -244,14 +249,14 @@ func (l *liveness) takeSeat(tx Tx, lic License, now time.Time, from string) (ref
 	return SessionRef{sess.ID, sess.Timestamp}, true, nil
 }
 
-// endIdle ends up to limit sessions idle past the timeout, of one license (licenseID > 0) or of
-// any, and returns how many it ended. Sessions with activity this server has not written yet are
-// left alone.
-func (l *liveness) endIdle(tx Tx, licenseID int64, now time.Time, limit int) (int, error) {
+// endIdle ends up to limit sessions idle past the timeout, of any license, and returns how many it
+// ended per license and how many idle sessions it read. Sessions with activity this server has not
+// written yet are left alone.
+func (l *liveness) endIdle(tx Tx, now time.Time, limit int) (map[int64]int, int, error) {
 	before := now.Add(-l.ttl)
-	idle, err := tx.IdleSessions(licenseID, before, limit)
+	idle, err := tx.IdleSessions(before, limit)
 	if err != nil || len(idle) == 0 {
-		return 0, err
+		return nil, 0, err
 	}
 	ids := make([]string, 0, len(idle))
 	for _, s := range idle {
@@ -260,14 +265,10 @@ func (l *liveness) endIdle(tx Tx, licenseID int64, now time.Time, limit int) (in
 		}
 	}
 	if len(ids) == 0 {
-		return 0, nil
+		return nil, len(idle), nil
 	}
 	ended, err := tx.EndIdleSessions(ids, before, now)
-	n := 0
-	for _, c := range ended {
-		n += c
-	}
-	return n, err
+	return ended, len(idle), err
 }
 
 // changed drops, at once, what a change committed by this process made stale; other servers drop
@@ -382,9 +383,10 @@ func (l *liveness) sweep(ctx context.Context) error {
 	}
 	for {
 		n, err := UpdateValue(ctx, l.store, func(tx Tx) (int, error) {
-			return l.endIdle(tx, 0, l.clock.Now(), sweepChunk)
+			_, n, err := l.endIdle(tx, l.clock.Now(), sweepChunk)
+			return n, err
 		})
-		if err != nil || n < sweepChunk/2 {
+		if err != nil || n < sweepChunk {
 			return err
 		}
 	}

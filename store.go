@@ -31,9 +31,9 @@ type Store interface {
 	// ListLicenses yields licenses in id order after q.After, at most q.Limit of them (0: all),
 	// reading them from the database as the caller goes: memory does not grow with the result.
 	ListLicenses(ctx context.Context, q LicenseQuery) iter.Seq2[License, error]
-	// ListSessions yields sessions with their licenses in issue order (timestamp, then id) after
-	// q.After, at most q.Limit (0: all), of one license (q.LicenseID > 0) or of all, streaming like
-	// ListLicenses.
+	// ListSessions yields sessions with their licenses after q.After, at most q.Limit (0: all): of
+	// one license (q.LicenseID > 0) in issue order (timestamp, then id), or of all, license by
+	// license in id order and each in issue order; streaming like ListLicenses.
 	ListSessions(ctx context.Context, q SessionQuery) iter.Seq2[SessionState, error]
 	// SeatMismatches recounts, in one consistent snapshot, the seats every license's sessions hold
 	// and returns the licenses whose bookkeeping (License.Taken) disagrees, with the totals.
@@ -118,9 +118,11 @@ type SessionQuery struct {
 	Limit     int // at most this many; 0: no bound
 }
 
-// SessionCursor is a position in the issue order of sessions: the sessions after it have a
-// larger (timestamp, id). The zero cursor is before the first session.
+// SessionCursor is a position in the order of ListSessions: the sessions after it have a larger
+// (license id, timestamp, id); within one license's listing the license id is that license's. The
+// zero cursor is before the first session.
 type SessionCursor struct {
+	LicenseID int64
 	Timestamp int64
 	ID        string
 }
@@ -169,8 +171,9 @@ type Tx interface {
 	// frees the session's seat if it held one and logs a Change. ErrNotFound if it does not exist.
 	RevokeSession(id string, at time.Time) (Session, error)
 	// IdleSessions returns up to limit sessions that hold a seat and were last seen before the
-	// given time, of one license (licenseID > 0) or of any, oldest activity first.
-	IdleSessions(licenseID int64, before time.Time, limit int) ([]IdleSession, error)
+	// given time, of any license, oldest activity first. The ones already ended are not read, so
+	// its cost is that of what it returns.
+	IdleSessions(before time.Time, limit int) ([]IdleSession, error)
 	// EndIdleSessions ends those of the listed sessions that still hold a seat and were still last
 	// seen before the given time, at time at, frees their seats, and returns how many it ended per
 	// license. It logs no Change: callers end only sessions every server considers expired.

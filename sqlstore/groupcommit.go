@@ -157,3 +157,15 @@ func (r *writeReq) run(t *txn) error {
 	}
 	return r.fn(t)
 }
+
+// WriteStats counts the work of the group-commit writer since the store was opened.
+type WriteStats struct {
+	Batches   int64 // transactions committed (or tried) for Updates
+	Updates   int64 // Updates run in them
+	Fallbacks int64 // batches that had to be run again one Update per transaction
+}
+
+// WriteStats returns the writer's counters.
+func (s *Store) WriteStats() WriteStats {
+	return WriteStats{s.stats.batches.Load(), s.stats.updates.Load(), s.stats.fallbacks.Load()}
+}

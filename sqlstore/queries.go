@@ -184,17 +184,17 @@ func (s *Store) ListLicenses(ctx context.Context, q openconsole.LicenseQuery) it
 	}
 }
 
-// ListSessions implements openconsole.Store. The (license_id, ts, id) and (ts, id) indexes serve
-// both orders, so a page costs the same at the start of a million sessions as at the end.
+// ListSessions implements openconsole.Store. The (license_id, ts, id) index serves both orders, so
+// a page costs the same at the start of a million sessions as at the end.
 func (s *Store) ListSessions(ctx context.Context, q openconsole.SessionQuery) iter.Seq2[openconsole.SessionState, error] {
 	return func(yield func(openconsole.SessionState, error) bool) {
 		query := `SELECT ` + sessionCols + `, ` + licenseCols + ` FROM sessions s JOIN licenses l ON l.id = s.license_id
-			WHERE (s.ts, s.id) > (?, ?) ORDER BY s.ts, s.id`
-		args := []any{q.After.Timestamp, q.After.ID}
+			WHERE (s.license_id, s.ts, s.id) > (?, ?, ?) ORDER BY s.license_id, s.ts, s.id`
+		args := []any{q.After.LicenseID, q.After.Timestamp, q.After.ID}
 		if q.LicenseID > 0 {
 			query = `SELECT ` + sessionCols + `, ` + licenseCols + ` FROM sessions s JOIN licenses l ON l.id = s.license_id
 				WHERE s.license_id = ? AND (s.ts, s.id) > (?, ?) ORDER BY s.ts, s.id`
-			args = append([]any{q.LicenseID}, args...)
+			args = []any{q.LicenseID, q.After.Timestamp, q.After.ID}
 		}
 		rows, err := s.r.QueryContext(ctx, s.d.q(query+limitClause(q.Limit)), args...)
 		if err != nil {

@@ -242,7 +242,7 @@ func TestSessionsAndSeats(t *testing.T) {
 		var idle []openconsole.IdleSession
 		update(t, st, func(tx openconsole.Tx) error {
 			var err error
-			idle, err = tx.IdleSessions(lic.ID, t0.Add(90*time.Second), 10)
+			idle, err = tx.IdleSessions(t0.Add(90*time.Second), 10)
 			return err
 		})
 		if len(idle) != 2 || idle[0].ID != ids[0] || idle[1].ID != ids[1] {

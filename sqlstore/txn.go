@@ -348,16 +348,13 @@ func (t *txn) RevokeSession(id string, at time.Time) (openconsole.Session, error
 	return sess, err
 }
 
-func (t *txn) IdleSessions(licenseID int64, before time.Time, limit int) ([]openconsole.IdleSession, error) {
-	q := `SELECT id, license_id, last_seen_at FROM sessions
-		WHERE revoked_at IS NULL AND ended_at IS NULL AND last_seen_at < ? ORDER BY last_seen_at LIMIT ?`
-	args := []any{ms(before), limit}
-	if licenseID > 0 {
-		q = `SELECT id, license_id, last_seen_at FROM sessions
-			WHERE license_id = ? AND revoked_at IS NULL AND ended_at IS NULL AND last_seen_at < ? ORDER BY last_seen_at LIMIT ?`
-		args = append([]any{licenseID}, args...)
-	}
-	rows, err := t.query(q, args...)
+const idleSessions = `SELECT id, license_id, last_seen_at FROM sessions
+	WHERE revoked_at IS NULL AND ended_at IS NULL AND last_seen_at < ? ORDER BY last_seen_at LIMIT ?`
+
+func (t *txn) IdleSessions(before time.Time, limit int) ([]openconsole.IdleSession, error) {
+	// Sessions created in this transaction were last seen now: only they could be missed without
+	// a flush, and only if they were made idle on purpose.
+	rows, err := t.queryNow(idleSessions, ms(before), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -372,7 +369,15 @@ func (t *txn) IdleSessions(licenseID int64, before time.Time, limit int) ([]open
 		s.LastSeenAt = fromMS(seen)
 		out = append(out, s)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, s := range t.sessions {
+		if s.HoldsSeat() && s.LastSeenAt.Before(before) && len(out) < limit {
+			out = append(out, openconsole.IdleSession{ID: s.ID, LicenseID: s.LicenseID, LastSeenAt: s.LastSeenAt})
+		}
+	}
+	return out, nil
 }
 
 const endIdle = `UPDATE sessions SET ended_at = ?

@@ -10,11 +10,8 @@ ALTER TABLE sessions ADD COLUMN addr TEXT NOT NULL DEFAULT '';
 UPDATE licenses SET taken = (SELECT COUNT(*) FROM sessions s WHERE s.license_id = licenses.id AND s.revoked_at IS NULL);
 
 DROP INDEX sessions_live;
--- The sessions that hold a seat, by license and last activity: the sweep of one license's idle
--- sessions, and the recount of openconsole check.
-CREATE INDEX sessions_held ON sessions (license_id, last_seen_at) WHERE revoked_at IS NULL AND ended_at IS NULL;
--- The same by last activity alone: the background sweep over every license.
+-- The sessions that hold a seat by last activity: the sweeps of idle sessions read only the front
+-- of it (sessions idle past the timeout leave it when they are ended).
 CREATE INDEX sessions_idle ON sessions (last_seen_at) WHERE revoked_at IS NULL AND ended_at IS NULL;
--- Listings in issue order, of one license or of all, paged by (ts, id).
+-- Listings in issue order, of one license or of all (license by license), paged by (ts, id).
 CREATE INDEX sessions_license_ts ON sessions (license_id, ts, id);
-CREATE INDEX sessions_ts ON sessions (ts, id);
