@@ -131,12 +131,11 @@ func (s *Service) Manifest(ctx context.Context, q ManifestQuery) (Manifest, erro
 // for an official app and nil for any other (unknown apps included: they need none). Each answer
 // is recorded as a TokenIssuance. Missing app or version gives EINVALID.
 func (s *Service) DownloadToken(ctx context.Context, session SessionRef, app, version string) (*RegistryCredentials, error) {
-	if app == "" || version == "" {
-		missing := "app"
-		if app != "" {
-			missing = "version"
-		}
-		return nil, Errorf(EINVALID, "Invalid payload: missing required field '%s'", missing)
+	if app == "" {
+		return nil, MissingField("app")
+	}
+	if version == "" {
+		return nil, MissingField("version")
 	}
 	if len(app) > 255 || len(version) > 128 || !printable(app) || !printable(version) {
 		return nil, Errorf(EINVALID, "Invalid payload: app must be at most 255 and version at most 128 printable characters")

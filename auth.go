@@ -72,6 +72,16 @@ func (s *Service) IssueToken(userID int64) (string, int64) {
 	return signToken(s.keys.Load().current, c), exp
 }
 
+// AuthenticateBearer authenticates the user of an Authorization header value (present says whether
+// the request had one at all): ErrBearerRequired when it is no bearer token, else as Authenticate.
+func (s *Service) AuthenticateBearer(ctx context.Context, header string, present bool) (User, Claims, error) {
+	token, err := BearerToken(header, present)
+	if err != nil {
+		return User{}, Claims{}, ErrBearerRequired
+	}
+	return s.Authenticate(ctx, token)
+}
+
 // Authenticate verifies a console JWT and returns its claims and its user. A token that is malformed,
 // expired, signed by an unknown key or names a user that no longer exists gives ErrInvalidToken.
 func (s *Service) Authenticate(ctx context.Context, token string) (User, Claims, error) {
@@ -169,8 +179,8 @@ func (s *Service) loadKeys(ctx context.Context, since time.Duration) error {
 // vendor, EUNPROCESSABLE for a bad field, ECONFLICT when the serial number (or a license key equal
 // to it) exists already.
 func (s *Service) RegisterSerial(ctx context.Context, vendor User, in SerialInput) (Serial, error) {
-	if !vendor.Vendor {
-		return Serial{}, Errorf(EFORBIDDEN, "Only vendor accounts may register serial numbers")
+	if err := RequireVendor(vendor); err != nil {
+		return Serial{}, err
 	}
 	return s.registerSerial(ctx, vendor.ID, in)
 }

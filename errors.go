@@ -17,6 +17,7 @@ const (
 	ENOTFOUND      = "not_found"     // the thing does not exist (admin operations)
 	EUNAUTHORIZED  = "unauthorized"  // no credentials or bad ones
 	EFORBIDDEN     = "forbidden"     // credentials are fine, or not needed, but the answer is no
+	ETOOLARGE      = "too_large"     // a request body over its limit
 	EINTERNAL      = "internal"      // anything else; its message is never shown to a client
 )
 
@@ -73,6 +74,27 @@ var (
 	ErrNoRemainingSeats     = &Error{Code: EFORBIDDEN, Message: "No remaining activations"}
 	ErrTokenRefused         = &Error{Code: EFORBIDDEN, Message: "Invalid or expired token"}
 )
+
+// MissingField is the refusal of a request that lacks a required field, named as the client
+// spells it (a JSON path such as "manufacturer.name").
+func MissingField(name string) error {
+	return Errorf(EINVALID, "Invalid payload: missing required field '%s'", name)
+}
+
+// ErrBearerRequired refuses a request to a route that needs a user's token and has none: no
+// Authorization header, another scheme, or an empty token.
+var ErrBearerRequired = &Error{Code: EUNAUTHORIZED, Message: "Missing or invalid header: Authorization (expected Bearer)"}
+
+// ErrNotVendor refuses a serial registration by a user who is not a vendor.
+var ErrNotVendor = &Error{Code: EFORBIDDEN, Message: "Only vendor accounts may register serial numbers"}
+
+// RequireVendor returns ErrNotVendor unless u is a vendor account.
+func RequireVendor(u User) error {
+	if !u.Vendor {
+		return ErrNotVendor
+	}
+	return nil
+}
 
 // Other errors callers compare against.
 var (

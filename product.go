@@ -366,6 +366,10 @@ type Review struct {
 	CreatedAt        time.Time
 }
 
+// ErrReviewTokenRequired refuses a review that carries no token, neither in an Authorization header
+// nor in the body's jwt (wire contract §2.10 accepts either).
+var ErrReviewTokenRequired = &Error{Code: EUNAUTHORIZED, Message: "Missing token: send Authorization: Bearer or jwt"}
+
 // ReviewInput is a review as a user posts it.
 type ReviewInput struct {
 	ProductID     int64

@@ -140,6 +140,10 @@ type SeatCheck struct {
 	Licenses   int // licenses checked
 	Held       int // sessions holding a seat, in all
 	Mismatches []SeatMismatch
+	// Over lists the licenses whose sessions hold more seats than the license has (Taken is then
+	// the license's seats). Activation never makes one; lowering a license's seats below its taken
+	// ones does, until enough sessions end.
+	Over []SeatMismatch
 }
 
 // Tx is the view of the store inside Store.Update.

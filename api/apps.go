@@ -73,7 +73,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	setSession(w, ref)
 	var req tokenRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	var app, version string

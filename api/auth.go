@@ -41,11 +41,15 @@ type loginData struct {
 // login is POST /api/v2/auth/login. A JWT is issued unless issueJWT is explicitly false.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	var req loginRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
-	if req.Username == nil || req.Password == nil || *req.Username == "" {
-		writeError(w, http.StatusBadRequest, "Invalid payload: username and password are required")
+	if req.Username == nil || *req.Username == "" {
+		s.fail(w, r, openconsole.MissingField("username"), "Could not log in")
+		return
+	}
+	if req.Password == nil {
+		s.fail(w, r, openconsole.MissingField("password"), "Could not log in")
 		return
 	}
 	res, err := s.svc.Login(r.Context(), openconsole.LoginInput{
@@ -84,11 +88,11 @@ type authValidateData struct {
 // authValidate is POST /api/v2/auth/validate: 200 for a valid token, 403 for any other.
 func (s *Server) authValidate(w http.ResponseWriter, r *http.Request) {
 	var req authValidateRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	if req.JWT == nil || req.JWT.Token == nil {
-		writeError(w, http.StatusBadRequest, "Invalid payload: missing required field 'jwt.token'")
+		s.fail(w, r, openconsole.MissingField("jwt.token"), "Could not validate token")
 		return
 	}
 	u, claims, err := s.svc.Authenticate(r.Context(), *req.JWT.Token)

@@ -43,7 +43,7 @@ type sessionJSON struct {
 // activate is POST /api/v2/device/license/activate (wire contract §2.3, §3.3).
 func (s *Server) activate(w http.ResponseWriter, r *http.Request) {
 	var req activateRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	in := openconsole.ActivateInput{SessionID: r.Header.Get("X-Session-Id"), ClientAddr: s.clientAddr(r)}
@@ -106,16 +106,16 @@ func (s *Server) registerSerial(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !user.Vendor {
-		writeError(w, http.StatusForbidden, "Only vendor accounts may register serial numbers")
+	if err := openconsole.RequireVendor(user); err != nil {
+		s.fail(w, r, err, registerFailure)
 		return
 	}
 	var req registerRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	if f := req.missing(); f != "" {
-		writeError(w, http.StatusBadRequest, "Invalid payload: missing required field '"+f+"'")
+		s.fail(w, r, openconsole.MissingField(f), registerFailure)
 		return
 	}
 	sr, err := s.svc.RegisterSerial(r.Context(), user, openconsole.SerialInput{
@@ -157,13 +157,12 @@ func serialJSON(sr openconsole.Serial) serialData {
 // bearer authenticates the request's Authorization: Bearer token. On failure it answers 401 itself
 // and returns false.
 func (s *Server) bearer(w http.ResponseWriter, r *http.Request) (openconsole.User, bool) {
-	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	token = strings.TrimSpace(token)
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		writeError(w, http.StatusUnauthorized, "Missing or invalid header: Authorization (expected Bearer)")
-		return openconsole.User{}, false
+	v, present := r.Header["Authorization"]
+	header := ""
+	if present && len(v) > 0 {
+		header = v[0]
 	}
-	u, _, err := s.svc.Authenticate(r.Context(), token)
+	u, _, err := s.svc.AuthenticateBearer(r.Context(), header, present && len(v) > 0)
 	if err != nil {
 		s.fail(w, r, err, "Could not authenticate")
 		return openconsole.User{}, false

@@ -53,7 +53,10 @@ func writeNoContent(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// statusOf maps domain error codes to HTTP statuses: the one table for the console API.
+// statusOf maps domain error codes to HTTP statuses: the one table for the console API. Every
+// refusal of a request reaches the wire through it (fail); only the router's own answers (404 for
+// an unknown path, 405 for a wrong method), the overload 503 and a recovered panic are written
+// directly.
 var statusOf = map[string]int{
 	openconsole.EINVALID:       http.StatusBadRequest,
 	openconsole.EUNPROCESSABLE: http.StatusUnprocessableEntity,
@@ -61,18 +64,19 @@ var statusOf = map[string]int{
 	openconsole.ENOTFOUND:      http.StatusNotFound,
 	openconsole.EUNAUTHORIZED:  http.StatusUnauthorized,
 	openconsole.EFORBIDDEN:     http.StatusForbidden,
+	openconsole.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	openconsole.ETHROTTLED:     http.StatusTooManyRequests,
 }
 
-// fail answers err in the error envelope. Domain errors carry their own reason; anything else is
-// logged and answered 500 with the endpoint's fixed reason, so no internal detail reaches a client.
+// fail answers err in the error envelope. Domain errors carry their own reason (a throttled one
+// also its Retry-After); anything else is logged and answered 500 with the endpoint's fixed reason,
+// so no internal detail reaches a client.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, internalReason string) {
-	var te *openconsole.ThrottledError
-	if errors.As(err, &te) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(te.RetryAfter.Seconds()))))
-		writeError(w, http.StatusTooManyRequests, te.Error())
-		return
-	}
 	if status, ok := statusOf[openconsole.ErrorCode(err)]; ok {
+		var te *openconsole.ThrottledError
+		if errors.As(err, &te) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(te.RetryAfter.Seconds()))))
+		}
 		writeError(w, status, openconsole.ErrorMessage(err))
 		return
 	}
@@ -94,29 +98,33 @@ func setSession(w http.ResponseWriter, ref openconsole.SessionRef) {
 
 // decode reads the request body as JSON into v whatever the Content-Type says (wire contract §1.3).
 // An empty body and the literal null leave v as it is; unknown fields are ignored. On failure it
-// answers the request itself (400 or 413) and returns false.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// answers the request itself (400 or 413, through fail) and returns false.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := decodeBody(w, r, v); err != nil {
+		s.fail(w, r, err, "Could not read request body")
+		return false
+	}
+	return true
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		writeError(w, http.StatusRequestEntityTooLarge, "Request body too large (limit "+strconv.Itoa(MaxBodyBytes)+" bytes)")
-		return false
+		return openconsole.Errorf(openconsole.ETOOLARGE, "Request body too large (limit %d bytes)", MaxBodyBytes)
 	} else if err != nil {
-		writeError(w, http.StatusBadRequest, "Could not read request body")
-		return false
+		return openconsole.Errorf(openconsole.EINVALID, "Could not read request body")
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || string(body) == "null" {
-		return true
+		return nil
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			writeError(w, http.StatusBadRequest, "Invalid JSON body: field "+te.Field+" has the wrong type")
-		} else {
-			writeError(w, http.StatusBadRequest, "Invalid JSON body")
+			return openconsole.Errorf(openconsole.EINVALID, "Invalid JSON body: field %s has the wrong type", te.Field)
 		}
-		return false
+		return openconsole.Errorf(openconsole.EINVALID, "Invalid JSON body")
 	}
-	return true
+	return nil
 }

@@ -44,64 +44,64 @@ func documents(ps []openconsole.Product) []json.RawMessage {
 	return out
 }
 
-// intParam reads an optional integer query parameter at least min. On a bad value it answers 400
-// naming the parameter and returns false.
-func intParam(w http.ResponseWriter, r *http.Request, name string, min int64) (*int64, bool) {
+// intParam reads an optional integer query parameter at least min (and at most max when max > 0).
+// A bad value is an EINVALID error naming the parameter.
+func intParam(r *http.Request, name string, min, max int64) (*int64, error) {
 	vs, ok := r.URL.Query()[name]
 	if !ok {
-		return nil, true
+		return nil, nil
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(vs[0]), 10, 64)
 	if err != nil || n < min {
-		writeError(w, http.StatusBadRequest, "Invalid query parameter "+name)
-		return nil, false
+		return nil, openconsole.Errorf(openconsole.EINVALID, "Invalid query parameter %s", name)
 	}
-	return &n, true
+	if max > 0 && n > max {
+		return nil, openconsole.Errorf(openconsole.EINVALID, "Invalid query parameter %s (at most %d)", name, max)
+	}
+	return &n, nil
 }
 
 // storeParam reads store_id (wire contract §2.8: a non-integer is 400). With useDefault an absent
-// store_id means the default store, if one is configured.
+// store_id means the default store, if one is configured. On a bad value it answers the request
+// itself and returns false.
 func (s *Server) storeParam(w http.ResponseWriter, r *http.Request, useDefault bool) (*int64, bool) {
-	id, ok := intParam(w, r, "store_id", 0)
-	if ok && id == nil && useDefault {
+	id, err := intParam(r, "store_id", 0, 0)
+	if err != nil {
+		s.fail(w, r, err, productsFailure)
+		return nil, false
+	}
+	if id == nil && useDefault {
 		id = s.defaultStore
 	}
-	return id, ok
+	return id, true
 }
 
 // pageParams reads page and per_page into q and returns the page number and size.
-func pageParams(w http.ResponseWriter, r *http.Request, q *openconsole.ProductQuery) (page, perPage int, ok bool) {
-	p, ok := intParam(w, r, "page", 1)
-	if !ok {
-		return 0, 0, false
+func pageParams(r *http.Request, q *openconsole.ProductQuery) (page, perPage int, err error) {
+	p, err := intParam(r, "page", 1, 1<<30)
+	if err != nil {
+		return 0, 0, err
 	}
-	pp, ok := intParam(w, r, "per_page", 1)
-	if !ok {
-		return 0, 0, false
+	pp, err := intParam(r, "per_page", 1, maxPerPage)
+	if err != nil {
+		return 0, 0, err
 	}
 	page, perPage = 1, defaultPerPage
 	if p != nil {
-		if *p > 1<<30 {
-			writeError(w, http.StatusBadRequest, "Invalid query parameter page")
-			return 0, 0, false
-		}
 		page = int(*p)
 	}
 	if pp != nil {
-		if *pp > maxPerPage {
-			writeError(w, http.StatusBadRequest, "Invalid query parameter per_page (at most "+strconv.Itoa(maxPerPage)+")")
-			return 0, 0, false
-		}
 		perPage = int(*pp)
 	}
 	q.Offset, q.Limit = (page-1)*perPage, perPage
-	return page, perPage, true
+	return page, perPage, nil
 }
 
 // productPageOf lists one page of the products q selects.
 func (s *Server) productPageOf(w http.ResponseWriter, r *http.Request, q openconsole.ProductQuery) {
-	page, perPage, ok := pageParams(w, r, &q)
-	if !ok {
+	page, perPage, err := pageParams(r, &q)
+	if err != nil {
+		s.fail(w, r, err, productsFailure)
 		return
 	}
 	ps, total, err := s.svc.Products(r.Context(), q)
@@ -275,12 +275,12 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var req reviewRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	if !fromHeader {
 		if req.JWT == nil || strings.TrimSpace(*req.JWT) == "" {
-			writeError(w, http.StatusUnauthorized, "Missing token: send Authorization: Bearer or jwt")
+			s.fail(w, r, openconsole.ErrReviewTokenRequired, productsFailure)
 			return
 		}
 		u, _, err := s.svc.Authenticate(r.Context(), strings.TrimSpace(*req.JWT))
@@ -291,7 +291,7 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request) {
 		user = u
 	}
 	if f := req.missing(); f != "" {
-		writeError(w, http.StatusBadRequest, "Invalid payload: missing required field '"+f+"'")
+		s.fail(w, r, openconsole.MissingField(f), productsFailure)
 		return
 	}
 	d := req.Data

@@ -494,7 +494,7 @@ func seatMismatches(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }) (openconsole.SeatCheck, error) {
 	var c openconsole.SeatCheck
-	rows, err := q.QueryContext(ctx, `SELECT l.id, l.key, l.taken, COALESCE(h.n, 0)
+	rows, err := q.QueryContext(ctx, `SELECT l.id, l.key, l.taken, COALESCE(h.n, 0), l.seats
 		FROM licenses l LEFT JOIN (SELECT license_id, COUNT(*) AS n FROM sessions
 			WHERE revoked_at IS NULL AND ended_at IS NULL GROUP BY license_id) h ON h.license_id = l.id
 		ORDER BY l.id`)
@@ -504,13 +504,17 @@ func seatMismatches(ctx context.Context, q interface {
 	defer rows.Close()
 	for rows.Next() {
 		var m openconsole.SeatMismatch
-		if err := rows.Scan(&m.LicenseID, &m.Key, &m.Taken, &m.Held); err != nil {
+		var seats int
+		if err := rows.Scan(&m.LicenseID, &m.Key, &m.Taken, &m.Held, &seats); err != nil {
 			return c, fmt.Errorf("recount seats: %w", err)
 		}
 		c.Licenses++
 		c.Held += m.Held
 		if m.Taken != m.Held {
 			c.Mismatches = append(c.Mismatches, m)
+		}
+		if m.Held > seats {
+			c.Over = append(c.Over, openconsole.SeatMismatch{LicenseID: m.LicenseID, Key: m.Key, Taken: seats, Held: m.Held})
 		}
 	}
 	return c, rows.Err()
