@@ -19,6 +19,32 @@ func TestStoredSessionIDs(t *testing.T) {
 	}
 }
 
+// TestBigSessionIDs: the big license's ids are deterministic, canonical v4 UUIDs, and none of them
+// is a stored session's id of the same seed (populate puts both in one database).
+func TestBigSessionIDs(t *testing.T) {
+	const n = 20000
+	stored := make(map[string]bool, n)
+	for i := 0; i < n; i++ {
+		stored[storedSessionID("perf", i)] = true
+	}
+	for i := 0; i < n; i++ {
+		id := bigSessionID("perf", i)
+		if stored[id] {
+			t.Fatalf("big session %d has the id of a stored session: %s", i, id)
+		}
+		if got, ok := openconsole.ParseSessionID(id); !ok || got != id || id[14] != '4' {
+			t.Fatalf("%s is not a canonical v4 UUID", id)
+		}
+	}
+	if bigSessionID("perf", 7) != bigSessionID("perf", 7) || bigSessionID("perf", 7) == bigSessionID("perf", 8) {
+		t.Error("big session ids are not deterministic and distinct")
+	}
+	// Changing how stored ids derive would orphan the sessions of existing test databases.
+	if got, want := storedSessionID("s", 1), "320e5b0e-54d9-4ad0-a70f-3e2336c94b76"; got != want {
+		t.Errorf("storedSessionID(s, 1) = %s; it was %s", got, want)
+	}
+}
+
 // TestClientAgainstBaseline: the raw client reads the baseline's answers, session header included,
 // over one kept-alive connection.
 func TestClientAgainstBaseline(t *testing.T) {
