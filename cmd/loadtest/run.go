@@ -27,6 +27,9 @@ type runOpts struct {
 	baseline     bool
 	rounds       int
 	jsonOut      bool
+	db           string // the server's database, read directly by --seats-rounds
+	seatsRounds  int
+	bigConns     int // connections of the big-license rounds (default conns)
 }
 
 func cmdRun(args []string) error {
@@ -43,6 +46,9 @@ func cmdRun(args []string) error {
 	fs.BoolVar(&o.baseline, "baseline", false, "also run the validate load against the bare net/http baseline, alternating")
 	fs.IntVar(&o.rounds, "rounds", 3, "with --baseline: alternating rounds of baseline and server; medians are reported")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	fs.StringVar(&o.db, "db", os.Getenv("OPENCONSOLE_DB"), "the server's database DSN (for --seats-rounds, which reads it directly)")
+	fs.IntVar(&o.seatsRounds, "seats-rounds", 0, "instead of the fleet: alternating rounds of new activations on the big license and over the many licenses (populate --big-seats --many)")
+	fs.IntVar(&o.bigConns, "big-conns", 0, "with --seats-rounds: connections of the big-license rounds (0: --conns)")
 	skipActivate := fs.Bool("skip-activate", false, "do not activate (only with --validate stored)")
 	warmup := fs.Bool("warmup", false, "first validate every session once (reported apart: the server's first look at each session)")
 	if err := fs.Parse(args); err != nil {
@@ -67,6 +73,12 @@ func cmdRun(args []string) error {
 	}
 	if err := json.Unmarshal(b, &f); err != nil {
 		return fmt.Errorf("%s: %w", *fleetFile, err)
+	}
+	if o.seatsRounds > 0 {
+		if o.bigConns <= 0 {
+			o.bigConns = o.conns
+		}
+		return runSeats(o, f)
 	}
 
 	rep := report{Conns: o.conns}
@@ -414,6 +426,7 @@ type summary struct {
 	P99ms      float64        `json:"p99_ms"`
 	Maxms      float64        `json:"max_ms"`
 	Statuses   map[string]int `json:"statuses"`
+	Seconds    float64        `json:"seconds,omitempty"` // how long the load ran
 }
 
 func (s *stats) summary() summary {
@@ -430,6 +443,7 @@ func (s *stats) summary() summary {
 	}
 	if s.elapsed > 0 {
 		out.Throughput = float64(s.count()) / s.elapsed.Seconds()
+		out.Seconds = s.elapsed.Seconds()
 	}
 	for k, v := range s.statuses {
 		name := fmt.Sprint(k)
