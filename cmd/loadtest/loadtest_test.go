@@ -150,3 +150,17 @@ func TestDollarPlaceholders(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+func TestWritebackMedians(t *testing.T) {
+	round := func(phase string, rate float64) wbRound {
+		return wbRound{Phase: phase, Validate: summary{Throughput: rate}}
+	}
+	rounds := []wbRound{round("drain", 8000), round("drain", 12000), round("drain", 10000), round("after", 30000), round("after", 20000), round("after", 25000)}
+	d, a, r := wbMedians(rounds)
+	if d != 10000 || a != 25000 || r != 0.4 {
+		t.Errorf("wbMedians = %v, %v, %v; want 10000, 25000, 0.4", d, a, r)
+	}
+	if d, a, r := wbMedians(rounds[3:]); d != 0 || a != 25000 || r != 0 {
+		t.Errorf("without drain rounds: %v, %v, %v; want 0, 25000, 0", d, a, r)
+	}
+}

@@ -5,6 +5,7 @@
 //	loadtest populate --db DSN --devices N [--stored M [--stored-seen-ago D]] [--big-seats S --big-live L] [--many K] --fleet fleet.json
 //	loadtest run --url http://127.0.0.1:8080 --fleet fleet.json [--baseline] [--conns C] [--duration D]
 //	loadtest run --seats-rounds R --db DSN ...   one big license against many small ones (activations/s)
+//	loadtest run --writeback --db DSN ...        validate while a wave of last-seen write-backs drains
 //	loadtest baseline --addr 127.0.0.1:0
 //	loadtest pgdb create|drop DSN NAME           a fresh PostgreSQL database on DSN's server
 package main

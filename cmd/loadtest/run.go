@@ -27,9 +27,12 @@ type runOpts struct {
 	baseline     bool
 	rounds       int
 	jsonOut      bool
-	db           string // the server's database, read directly by --seats-rounds
+	db           string // the server's database, read directly by --seats-rounds and --writeback
 	seatsRounds  int
 	bigConns     int // connections of the big-license rounds (default conns)
+	writeback    bool
+	afterRounds  int
+	maxDrain     time.Duration
 }
 
 func cmdRun(args []string) error {
@@ -46,9 +49,12 @@ func cmdRun(args []string) error {
 	fs.BoolVar(&o.baseline, "baseline", false, "also run the validate load against the bare net/http baseline, alternating")
 	fs.IntVar(&o.rounds, "rounds", 3, "with --baseline: alternating rounds of baseline and server; medians are reported")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
-	fs.StringVar(&o.db, "db", os.Getenv("OPENCONSOLE_DB"), "the server's database DSN (for --seats-rounds, which reads it directly)")
+	fs.StringVar(&o.db, "db", os.Getenv("OPENCONSOLE_DB"), "the server's database DSN (for --seats-rounds and --writeback, which read it directly)")
 	fs.IntVar(&o.seatsRounds, "seats-rounds", 0, "instead of the fleet: alternating rounds of new activations on the big license and over the many licenses (populate --big-seats --many)")
 	fs.IntVar(&o.bigConns, "big-conns", 0, "with --seats-rounds: connections of the big-license rounds (0: --conns)")
+	fs.BoolVar(&o.writeback, "writeback", false, "validate every stored session once, then validate in rounds while their last-seen times are written back, and after (populate --stored-seen-ago)")
+	fs.IntVar(&o.afterRounds, "after-rounds", 3, "with --writeback: rounds once the write-back has drained")
+	fs.DurationVar(&o.maxDrain, "max-drain", 10*time.Minute, "with --writeback: give up waiting for the drain after this long")
 	skipActivate := fs.Bool("skip-activate", false, "do not activate (only with --validate stored)")
 	warmup := fs.Bool("warmup", false, "first validate every session once (reported apart: the server's first look at each session)")
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +112,12 @@ func cmdRun(args []string) error {
 		return fmt.Errorf("no sessions to validate")
 	}
 	rep.Sessions = len(sessions)
+	if o.writeback {
+		if o.validateFrom != "stored" || o.baseline || o.addr2 != "" {
+			return fmt.Errorf("--writeback: validates the stored sessions (--validate stored) of one server, without --baseline")
+		}
+		return runWriteback(o, f, sessions)
+	}
 
 	if *warmup {
 		// Each server gets its own first look at every session (their caches are their own).
