@@ -27,6 +27,7 @@ type runOpts struct {
 	baseline     bool
 	rounds       int
 	jsonOut      bool
+	jsonFile     string // also write the JSON report here (--seats-rounds, --writeback)
 	db           string // the server's database, read directly by --seats-rounds and --writeback
 	seatsRounds  int
 	bigConns     int // connections of the big-license rounds (default conns)
@@ -49,6 +50,7 @@ func cmdRun(args []string) error {
 	fs.BoolVar(&o.baseline, "baseline", false, "also run the validate load against the bare net/http baseline, alternating")
 	fs.IntVar(&o.rounds, "rounds", 3, "with --baseline: alternating rounds of baseline and server; medians are reported")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	fs.StringVar(&o.jsonFile, "json-file", "", "with --seats-rounds or --writeback: also write the JSON report to this file")
 	fs.StringVar(&o.db, "db", os.Getenv("OPENCONSOLE_DB"), "the server's database DSN (for --seats-rounds and --writeback, which read it directly)")
 	fs.IntVar(&o.seatsRounds, "seats-rounds", 0, "instead of the fleet: alternating rounds of new activations on the big license and over the many licenses (populate --big-seats --many)")
 	fs.IntVar(&o.bigConns, "big-conns", 0, "with --seats-rounds: connections of the big-license rounds (0: --conns)")
@@ -508,4 +510,16 @@ func (r report) print(asJSON bool) {
 			fmt.Printf("  round %d: server %.0f/s, baseline %.0f/s (%.2fx)\n", i+1, rd[0], rd[1], rd[0]/rd[1])
 		}
 	}
+}
+
+// writeJSON writes v as indented JSON to file, unless file is "".
+func writeJSON(file string, v any) error {
+	if file == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, append(b, '\n'), 0o644)
 }

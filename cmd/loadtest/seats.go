@@ -152,7 +152,7 @@ func runSeats(o runOpts, f fleet) error {
 		rep.Ratio = rep.MedianBig / rep.MedianMany
 	}
 	rep.print(o.jsonOut)
-	return nil
+	return writeJSON(o.jsonFile, rep)
 }
 
 // activateLoad activates new devices over conns connections for o.duration, or until next runs out

@@ -105,7 +105,7 @@ func runWriteback(o runOpts, f fleet, sessions []string) error {
 	}
 	rep.MedianDrain, rep.MedianAfter, rep.Ratio = wbMedians(rep.Rounds)
 	rep.print(o.jsonOut)
-	return nil
+	return writeJSON(o.jsonFile, rep)
 }
 
 // wbMedians returns the median validate rate of the rounds during the drain and after it, and
