@@ -67,26 +67,30 @@ type seatsRound struct {
 	// more than its 200s when requests timed out but their activations were committed. When some
 	// did, round B waits first until the count stops moving (BigSettleS), so that it does not queue
 	// behind what the server is still doing for round A.
-	BigCreated    int     `json:"big_sessions_created"`
-	BigSettleS    float64 `json:"big_settle_s,omitempty"`
-	ManyExhausted bool    `json:"many_exhausted,omitempty"`
+	BigCreated int     `json:"big_sessions_created"`
+	BigSettleS float64 `json:"big_settle_s,omitempty"`
+	// BigCreatedPerS is BigCreated over the round and the wait after it: what the server did,
+	// answered in time or not.
+	BigCreatedPerS float64 `json:"big_sessions_created_per_s"`
+	ManyExhausted  bool    `json:"many_exhausted,omitempty"`
 }
 
 type seatsReport struct {
-	Conns        int          `json:"conns"`
-	BigConns     int          `json:"big_conns"`
-	Duration     string       `json:"round_duration"`
-	BigKey       string       `json:"big_key"`
-	BigSeats     int          `json:"big_seats"`
-	BigLiveStart int          `json:"big_live_start"`
-	BigLiveEnd   int          `json:"big_live_end"`
-	BigTaken     int          `json:"big_activations"` // the 200s of all rounds A
-	ManyLicenses int          `json:"many_licenses"`
-	ManyTaken    int          `json:"many_activations_attempted"`
-	Rounds       []seatsRound `json:"rounds"`
-	MedianBig    float64      `json:"median_big_activations_per_s"`
-	MedianMany   float64      `json:"median_many_activations_per_s"`
-	Ratio        float64      `json:"ratio_big_vs_many"`
+	Conns            int          `json:"conns"`
+	BigConns         int          `json:"big_conns"`
+	Duration         string       `json:"round_duration"`
+	BigKey           string       `json:"big_key"`
+	BigSeats         int          `json:"big_seats"`
+	BigLiveStart     int          `json:"big_live_start"`
+	BigLiveEnd       int          `json:"big_live_end"`
+	BigTaken         int          `json:"big_activations"` // the 200s of all rounds A
+	ManyLicenses     int          `json:"many_licenses"`
+	ManyTaken        int          `json:"many_activations_attempted"`
+	Rounds           []seatsRound `json:"rounds"`
+	MedianBig        float64      `json:"median_big_activations_per_s"`
+	MedianBigCreated float64      `json:"median_big_sessions_created_per_s"`
+	MedianMany       float64      `json:"median_many_activations_per_s"`
+	Ratio            float64      `json:"ratio_big_vs_many"`
 }
 
 // runSeats runs o.seatsRounds alternating rounds A (the big license) and B (the many licenses).
@@ -104,7 +108,7 @@ func runSeats(o runOpts, f fleet) error {
 		return err
 	}
 	pool := &seatPool{keys: f.Many}
-	var big, many []float64
+	var big, many, created []float64
 	live := rep.BigLiveStart
 	for r := 0; r < o.seatsRounds; r++ {
 		var rd seatsRound
@@ -131,6 +135,9 @@ func runSeats(o runOpts, f fleet) error {
 			rd.BigSettleS = time.Since(t0).Seconds()
 		}
 		rd.BigCreated, live = now-live, now
+		if t := rd.Big.Seconds + rd.BigSettleS; t > 0 {
+			rd.BigCreatedPerS = float64(rd.BigCreated) / t
+		}
 		if rd.Many, err = activateLoad(o, o.conns, "activate (many licenses)", pool.take); err != nil {
 			return err
 		}
@@ -138,9 +145,9 @@ func runSeats(o runOpts, f fleet) error {
 		rd.ManyExhausted = pool.taken() == len(f.Many)*seatsPerLicense
 		rep.BigTaken += rd.Big.Statuses["200"]
 		rep.Rounds = append(rep.Rounds, rd)
-		big, many = append(big, rd.BigPerS), append(many, rd.ManyPerS)
+		big, many, created = append(big, rd.BigPerS), append(many, rd.ManyPerS), append(created, rd.BigCreatedPerS)
 		if !o.jsonOut {
-			fmt.Printf("  round %d: big license %.1f/s (%d sessions created), many licenses %.1f/s\n", r+1, rd.BigPerS, rd.BigCreated, rd.ManyPerS)
+			fmt.Printf("  round %d: big license %.2f/s (%d sessions created), many licenses %.1f/s\n", r+1, rd.BigPerS, rd.BigCreated, rd.ManyPerS)
 		}
 	}
 	if rep.BigLiveEnd, err = db.liveSessions(f.BigKey); err != nil {
@@ -148,6 +155,7 @@ func runSeats(o runOpts, f fleet) error {
 	}
 	rep.ManyTaken = pool.taken()
 	rep.MedianBig, rep.MedianMany = big[medianIndex(big)], many[medianIndex(many)]
+	rep.MedianBigCreated = created[medianIndex(created)]
 	if rep.MedianMany > 0 {
 		rep.Ratio = rep.MedianBig / rep.MedianMany
 	}
@@ -220,8 +228,8 @@ func (r seatsReport) print(asJSON bool) {
 		r.BigKey, r.BigSeats, r.BigLiveStart, r.BigLiveEnd, r.BigLiveEnd-r.BigLiveStart, r.BigTaken)
 	fmt.Printf("many licenses: %d of %d seats, %d taken or tried by rounds B\n", r.ManyLicenses, r.ManyLicenses*seatsPerLicense, r.ManyTaken)
 	fmt.Printf("%d connections (%d for the big license), %d alternating rounds of %s\n\n", r.Conns, r.BigConns, len(r.Rounds), r.Duration)
-	fmt.Printf("%-5s | %-60s | %-51s | %s\n", "round", "A: the big license", "B: many 10-seat licenses", "A/B")
-	fmt.Printf("%-5s | %8s %8s %8s %7s  %-24s | %8s %8s %8s  %-22s |\n", "", "act/s", "p50 ms", "p99 ms", "created", "statuses", "act/s", "p50 ms", "p99 ms", "statuses")
+	fmt.Printf("%-5s | %-70s | %-51s | %s\n", "round", "A: the big license", "B: many 10-seat licenses", "A/B")
+	fmt.Printf("%-5s | %8s %8s %8s %7s %9s  %-24s | %8s %8s %8s  %-22s |\n", "", "act/s", "p50 ms", "p99 ms", "created", "created/s", "statuses", "act/s", "p50 ms", "p99 ms", "statuses")
 	for i, rd := range r.Rounds {
 		ratio := 0.0
 		if rd.ManyPerS > 0 {
@@ -238,9 +246,10 @@ func (r seatsReport) print(asJSON bool) {
 		if len(notes) > 0 {
 			note = "  (" + strings.Join(notes, "; ") + ")"
 		}
-		fmt.Printf("%-5d | %8.1f %8.1f %8.1f %7d  %-24s | %8.1f %8.2f %8.2f  %-22s | %.4fx%s\n", i+1,
-			rd.BigPerS, rd.Big.P50ms, rd.Big.P99ms, rd.BigCreated, statusList(rd.Big.Statuses),
+		fmt.Printf("%-5d | %8.2f %8.1f %8.1f %7d %9.2f  %-24s | %8.1f %8.2f %8.2f  %-22s | %.4fx%s\n", i+1,
+			rd.BigPerS, rd.Big.P50ms, rd.Big.P99ms, rd.BigCreated, rd.BigCreatedPerS, statusList(rd.Big.Statuses),
 			rd.ManyPerS, rd.Many.P50ms, rd.Many.P99ms, statusList(rd.Many.Statuses), ratio, note)
 	}
-	fmt.Printf("\nmedian: big license %.1f activations/s, many licenses %.1f/s: ratio A/B %.4fx\n", r.MedianBig, r.MedianMany, r.Ratio)
+	fmt.Printf("\nmedian: big license %.2f activations/s (sessions created %.2f/s), many licenses %.1f/s: ratio A/B %.4fx\n",
+		r.MedianBig, r.MedianBigCreated, r.MedianMany, r.Ratio)
 }
