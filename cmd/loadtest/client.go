@@ -65,6 +65,17 @@ func (c *conn) post(path string, headers []string, body []byte) (response, error
 	return resp, err
 }
 
+// postOnce is post without the resend, for requests that must not run twice: an activation of a
+// new device takes a seat each time it runs. After a transport error it reconnects for the next
+// request and returns the error.
+func (c *conn) postOnce(path string, headers []string, body []byte) (response, error) {
+	resp, err := c.roundTrip(path, headers, body)
+	if err != nil && !errors.Is(err, errStatus) {
+		c.connect() // on failure the next request fails on the closed connection, and is counted
+	}
+	return resp, err
+}
+
 var errStatus = errors.New("malformed status line")
 
 func (c *conn) roundTrip(path string, headers []string, body []byte) (response, error) {

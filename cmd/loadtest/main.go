@@ -2,9 +2,12 @@
 // it, side by side with a baseline: a bare net/http handler in this same binary that answers
 // validate with the same bytes and does nothing else.
 //
-//	loadtest populate --db DSN --devices N [--stored M] --fleet fleet.json
+//	loadtest populate --db DSN --devices N [--stored M [--stored-seen-ago D]] [--big-seats S --big-live L] [--many K] --fleet fleet.json
 //	loadtest run --url http://127.0.0.1:8080 --fleet fleet.json [--baseline] [--conns C] [--duration D]
+//	loadtest run --seats-rounds R --db DSN ...   one big license against many small ones (activations/s)
+//	loadtest run --writeback --db DSN ...        validate while a wave of last-seen write-backs drains
 //	loadtest baseline --addr 127.0.0.1:0
+//	loadtest pgdb create|drop DSN NAME           a fresh PostgreSQL database on DSN's server
 package main
 
 import (
@@ -18,7 +21,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadtest populate|run|baseline [flags] (-h for each)")
+		fmt.Fprintln(os.Stderr, "usage: loadtest populate|run|baseline|pgdb [flags] (-h for each)")
 		os.Exit(2)
 	}
 	var err error
@@ -29,6 +32,8 @@ func main() {
 		err = cmdRun(os.Args[2:])
 	case "baseline":
 		err = cmdBaseline(os.Args[2:])
+	case "pgdb":
+		err = cmdPGDB(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -27,6 +27,13 @@ type runOpts struct {
 	baseline     bool
 	rounds       int
 	jsonOut      bool
+	jsonFile     string // also write the JSON report here (--seats-rounds, --writeback)
+	db           string // the server's database, read directly by --seats-rounds and --writeback
+	seatsRounds  int
+	bigConns     int // connections of the big-license rounds (default conns)
+	writeback    bool
+	afterRounds  int
+	maxDrain     time.Duration
 }
 
 func cmdRun(args []string) error {
@@ -43,6 +50,13 @@ func cmdRun(args []string) error {
 	fs.BoolVar(&o.baseline, "baseline", false, "also run the validate load against the bare net/http baseline, alternating")
 	fs.IntVar(&o.rounds, "rounds", 3, "with --baseline: alternating rounds of baseline and server; medians are reported")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	fs.StringVar(&o.jsonFile, "json-file", "", "with --seats-rounds or --writeback: also write the JSON report to this file")
+	fs.StringVar(&o.db, "db", os.Getenv("OPENCONSOLE_DB"), "the server's database DSN (for --seats-rounds and --writeback, which read it directly)")
+	fs.IntVar(&o.seatsRounds, "seats-rounds", 0, "instead of the fleet: alternating rounds of new activations on the big license and over the many licenses (populate --big-seats --many)")
+	fs.IntVar(&o.bigConns, "big-conns", 0, "with --seats-rounds: connections of the big-license rounds (0: --conns)")
+	fs.BoolVar(&o.writeback, "writeback", false, "validate every stored session once, then validate in rounds while their last-seen times are written back, and after (populate --stored-seen-ago)")
+	fs.IntVar(&o.afterRounds, "after-rounds", 3, "with --writeback: rounds once the write-back has drained")
+	fs.DurationVar(&o.maxDrain, "max-drain", 10*time.Minute, "with --writeback: give up waiting for the drain after this long")
 	skipActivate := fs.Bool("skip-activate", false, "do not activate (only with --validate stored)")
 	warmup := fs.Bool("warmup", false, "first validate every session once (reported apart: the server's first look at each session)")
 	if err := fs.Parse(args); err != nil {
@@ -67,6 +81,12 @@ func cmdRun(args []string) error {
 	}
 	if err := json.Unmarshal(b, &f); err != nil {
 		return fmt.Errorf("%s: %w", *fleetFile, err)
+	}
+	if o.seatsRounds > 0 {
+		if o.bigConns <= 0 {
+			o.bigConns = o.conns
+		}
+		return runSeats(o, f)
 	}
 
 	rep := report{Conns: o.conns}
@@ -94,6 +114,12 @@ func cmdRun(args []string) error {
 		return fmt.Errorf("no sessions to validate")
 	}
 	rep.Sessions = len(sessions)
+	if o.writeback {
+		if o.validateFrom != "stored" || o.baseline || o.addr2 != "" {
+			return fmt.Errorf("--writeback: validates the stored sessions (--validate stored) of one server, without --baseline")
+		}
+		return runWriteback(o, f, sessions)
+	}
 
 	if *warmup {
 		// Each server gets its own first look at every session (their caches are their own).
@@ -414,6 +440,7 @@ type summary struct {
 	P99ms      float64        `json:"p99_ms"`
 	Maxms      float64        `json:"max_ms"`
 	Statuses   map[string]int `json:"statuses"`
+	Seconds    float64        `json:"seconds,omitempty"` // how long the load ran
 }
 
 func (s *stats) summary() summary {
@@ -430,6 +457,7 @@ func (s *stats) summary() summary {
 	}
 	if s.elapsed > 0 {
 		out.Throughput = float64(s.count()) / s.elapsed.Seconds()
+		out.Seconds = s.elapsed.Seconds()
 	}
 	for k, v := range s.statuses {
 		name := fmt.Sprint(k)
@@ -482,4 +510,16 @@ func (r report) print(asJSON bool) {
 			fmt.Printf("  round %d: server %.0f/s, baseline %.0f/s (%.2fx)\n", i+1, rd[0], rd[1], rd[0]/rd[1])
 		}
 	}
+}
+
+// writeJSON writes v as indented JSON to file, unless file is "".
+func writeJSON(file string, v any) error {
+	if file == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, append(b, '\n'), 0o644)
 }
