@@ -164,10 +164,11 @@ func (l *liveness) record(k sessionKey, ms int64, urgent bool) {
 		return
 	}
 	if !ok || (urgent && !p.urgent) {
+		at := l.clock.elapsed(l.clock.Now())
 		if urgent {
-			l.soon.push(k)
+			l.soon.push(k, at)
 		} else {
-			l.normal.push(k)
+			l.normal.push(k, at)
 		}
 	}
 	l.pending[k] = pendingSeen{at: max(ms, p.at), urgent: urgent || p.urgent}
@@ -313,14 +314,19 @@ func (l *liveness) poll(ctx context.Context) error {
 }
 
 // writeBack writes pending activity: all of it with all set (at Close), else the urgent part and
-// a paced share of the rest, so that the whole is written within writeWindow. It writes in
+// a paced share of the rest: at a rate that writes what is queued by the time its oldest entry has
+// waited writeWindow, so a wave of activity is written evenly over the window. It writes in
 // transactions of at most touchChunk sessions.
 func (l *liveness) writeBack(ctx context.Context, all bool) error {
 	l.mu.Lock()
 	n := l.soon.len() + l.normal.len()
 	if !all {
-		window := max(1, int(l.writeWindow/max(l.tick, time.Millisecond)))
-		n = min(n, l.soon.len()+max(touchChunk, (l.normal.len()+window-1)/window))
+		left := l.writeWindow
+		if at, ok := l.normal.oldest(); ok {
+			left -= l.clock.elapsed(l.clock.Now()) - at
+		}
+		ticks := max(1, int(left/max(l.tick, time.Millisecond)))
+		n = min(n, l.soon.len()+max(touchChunk, (l.normal.len()+ticks-1)/ticks))
 	}
 	l.mu.Unlock()
 	for n > 0 {
@@ -392,19 +398,24 @@ func (l *liveness) sweep(ctx context.Context) error {
 	}
 }
 
-// keyQueue is a FIFO of session keys.
+// keyQueue is a FIFO of session keys, each with when it was queued (clock.elapsed).
 type keyQueue struct {
-	q    []sessionKey
+	q    []queued
 	head int
 }
 
-func (q *keyQueue) push(k sessionKey) { q.q = append(q.q, k) }
+type queued struct {
+	k  sessionKey
+	at time.Duration
+}
+
+func (q *keyQueue) push(k sessionKey, at time.Duration) { q.q = append(q.q, queued{k, at}) }
 
 func (q *keyQueue) pop() (sessionKey, bool) {
 	if q.head == len(q.q) {
 		return sessionKey{}, false
 	}
-	k := q.q[q.head]
+	k := q.q[q.head].k
 	q.head++
 	if q.head == len(q.q) {
 		q.q, q.head = q.q[:0], 0
@@ -412,6 +423,14 @@ func (q *keyQueue) pop() (sessionKey, bool) {
 		q.q, q.head = append(q.q[:0], q.q[q.head:]...), 0
 	}
 	return k, true
+}
+
+// oldest returns when the entry at the head was queued.
+func (q *keyQueue) oldest() (time.Duration, bool) {
+	if q.head == len(q.q) {
+		return 0, false
+	}
+	return q.q[q.head].at, true
 }
 
 func (q *keyQueue) len() int { return len(q.q) - q.head }

@@ -214,7 +214,9 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// logEvery logs a repeated failure once per interval, with how many times it happened since.
+// logEvery logs a repeated failure once per interval, with how many times it happened since. It
+// reads the real clock, not the service's: it paces log lines, which no rule depends on, and a test
+// clock that stands still must not silence them.
 type logEvery struct {
 	log      *slog.Logger
 	interval time.Duration

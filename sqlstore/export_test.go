@@ -12,3 +12,9 @@ func ExecForTest(ctx context.Context, s *Store, query string) error {
 func BatchStatsForTest(s *Store) (batches, updates int64) {
 	return s.stats.batches.Load(), s.stats.updates.Load()
 }
+
+// Schema describes the tables and indexes of the store's database in terms both engines share:
+// "table: col type [not null], ..." and "index table(cols) [unique] [partial]" lines, sorted.
+func Schema(ctx context.Context, s *Store) ([]string, error) {
+	return s.schema(ctx)
+}

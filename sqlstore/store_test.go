@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -465,4 +466,27 @@ func TestBulkInsert(t *testing.T) {
 			t.Errorf("timestamp after a bulk load = %d, want > %d", next, ss[1999].Timestamp)
 		}
 	})
+}
+
+// TestSchemasAgree: the SQLite and the PostgreSQL migrations build the same tables, columns (by
+// type family and nullability) and indexes. It needs PostgreSQL.
+func TestSchemasAgree(t *testing.T) {
+	if len(sqlstoretest.Engines()) < 2 {
+		t.Skipf("needs PostgreSQL (%s)", sqlstoretest.PostgresEnv)
+	}
+	var schemas [][]string
+	for _, engine := range sqlstoretest.Engines() {
+		s, err := sqlstore.Schema(ctx, sqlstoretest.Open(t, engine))
+		if err != nil {
+			t.Fatalf("%s: %v", engine, err)
+		}
+		schemas = append(schemas, s)
+	}
+	if !slices.Equal(schemas[0], schemas[1]) {
+		t.Errorf("the schemas differ:\nsqlite:\n  %s\npostgres:\n  %s", strings.Join(schemas[0], "\n  "), strings.Join(schemas[1], "\n  "))
+	}
+	t.Logf("schema:\n  %s", strings.Join(schemas[0], "\n  "))
+	if len(schemas[0]) < 10 {
+		t.Errorf("schema has %d lines, too few to be the real one:\n%s", len(schemas[0]), strings.Join(schemas[0], "\n"))
+	}
 }

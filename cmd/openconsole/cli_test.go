@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -789,5 +790,156 @@ func TestServeInProcess(t *testing.T) {
 	})
 	t.Run("listen fails", func(t *testing.T) {
 		runFail(t, 1, "", "serve", "--addr", "127.0.0.1:notaport", "--db", sqlstoretest.DSN(t, "sqlite"))
+	})
+}
+
+// execSQL runs a statement on the database at dsn behind OpenConsole's back, to corrupt it.
+func execSQL(t *testing.T, dsn, query string) {
+	t.Helper()
+	driver, name := "pgx", dsn
+	if strings.HasPrefix(dsn, "sqlite:") {
+		driver, name = "sqlite", strings.TrimPrefix(dsn, "sqlite:")
+	}
+	db, err := sql.Open(driver, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// TestCheckCommand: openconsole check finds seat bookkeeping that disagrees with the sessions,
+// exits 1 and names the license; --repair sets it right in one go, after which check passes.
+func TestCheckCommand(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		var l1, l2 licenseJSONOut
+		runJSON(t, &l1, "--db", dsn, "license", "create", "--activations", "3")
+		runJSON(t, &l2, "--db", dsn, "license", "create", "--activations", "3")
+		activate(t, dsn, l1.Key)
+		activate(t, dsn, l1.Key)
+		activate(t, dsn, l2.Key)
+		type checkJSON struct {
+			OK         bool `json:"ok"`
+			Licenses   int  `json:"licenses"`
+			HeldSeats  int  `json:"heldSeats"`
+			Mismatches []struct {
+				LicenseID int64  `json:"licenseId"`
+				License   string `json:"license"`
+				Taken     int    `json:"taken"`
+				Held      int    `json:"held"`
+			} `json:"mismatches"`
+			Repaired bool `json:"repaired"`
+		}
+		var c checkJSON
+		runJSON(t, &c, "--db", dsn, "check")
+		if !c.OK || c.Licenses != 2 || c.HeldSeats != 3 || len(c.Mismatches) != 0 || c.Repaired {
+			t.Fatalf("check of a sound database = %+v", c)
+		}
+
+		execSQL(t, dsn, "UPDATE licenses SET taken = 0 WHERE key = '"+l1.Key+"'")
+		r := run(t, "", "--db", dsn, "check")
+		if r.code != 1 || !strings.Contains(r.stderr, "--repair") {
+			t.Errorf("check of a corrupt database: exit code %d, stderr %q; want 1 and a hint", r.code, r.stderr)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
+			t.Fatal(err)
+		}
+		if c.OK || len(c.Mismatches) != 1 || c.Mismatches[0].LicenseID != l1.ID || c.Mismatches[0].Taken != 0 || c.Mismatches[0].Held != 2 ||
+			strings.Contains(r.stdout, l1.Key) {
+			t.Errorf("check found %+v, want license %d with taken 0 and 2 held, its key not in full:\n%s", c, l1.ID, r.stdout)
+		}
+
+		runJSON(t, &c, "--db", dsn, "check", "--repair")
+		if c.OK || !c.Repaired || len(c.Mismatches) != 1 {
+			t.Errorf("check --repair = %+v, want the mismatch reported and repaired", c)
+		}
+		runJSON(t, &c, "--db", dsn, "check")
+		if !c.OK || len(c.Mismatches) != 0 {
+			t.Errorf("check after the repair = %+v", c)
+		}
+		var list []licenseJSONOut
+		runItems(t, &list, "--db", dsn, "license", "list")
+		if got := liveSessions(t, findLicense(t, list, l1.Key)); got != 2 {
+			t.Errorf("taken seats of %s after the repair = %d, want 2", l1.Key, got)
+		}
+	})
+}
+
+// TestListPaging: license list and session list page with --limit and --after; the pages together
+// are the whole listing once, also when rows are added between pages.
+func TestListPaging(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		var keys []string
+		for i := 0; i < 5; i++ {
+			var l licenseJSONOut
+			runJSON(t, &l, "--db", dsn, "license", "create", "--activations", "10")
+			keys = append(keys, l.Key)
+		}
+		for i := 0; i < 7; i++ {
+			activate(t, dsn, keys[0])
+		}
+		activate(t, dsn, keys[1])
+
+		var seen []string
+		after := ""
+		for page := 0; ; page++ {
+			var ls []licenseJSONOut
+			args := []string{"--db", dsn, "license", "list", "--limit", "2"}
+			if after != "" {
+				args = append(args, "--after", after)
+			}
+			after = runItems(t, &ls, args...)
+			for _, l := range ls {
+				seen = append(seen, l.Key)
+			}
+			if page == 0 {
+				// Added after the first page: it comes last, and nothing is skipped or repeated.
+				var l licenseJSONOut
+				runJSON(t, &l, "--db", dsn, "license", "create")
+				keys = append(keys, l.Key)
+			}
+			if after == "" {
+				break
+			}
+			if len(ls) != 2 {
+				t.Fatalf("a page with a next cursor has %d licenses, want 2", len(ls))
+			}
+		}
+		if !slices.Equal(seen, keys) {
+			t.Errorf("paged license list = %v, want %v", seen, keys)
+		}
+
+		for _, tc := range []struct {
+			license string
+			want    int
+		}{{keys[0], 7}, {"", 8}} {
+			var ids []string
+			after = ""
+			for {
+				var ss []sessionJSONOut
+				args := []string{"--db", dsn, "session", "list", "--limit", "3"}
+				if tc.license != "" {
+					args = append(args, "--license", tc.license)
+				}
+				if after != "" {
+					args = append(args, "--after", after)
+				}
+				after = runItems(t, &ss, args...)
+				for _, s := range ss {
+					ids = append(ids, s.ID)
+				}
+				if after == "" {
+					break
+				}
+			}
+			if len(ids) != tc.want || len(slices.Compact(slices.Sorted(slices.Values(ids)))) != tc.want {
+				t.Errorf("paged session list --license %q: %d ids (%d distinct), want %d", tc.license, len(ids), len(slices.Compact(slices.Sorted(slices.Values(ids)))), tc.want)
+			}
+		}
+		runFail(t, 2, "--after", "--db", dsn, "license", "list", "--after", "nonsense")
+		runFail(t, 2, "--after", "--db", dsn, "session", "list", "--after", openconsole.LicenseCursor(3))
+		runFail(t, 2, "--limit", "--db", dsn, "session", "list", "--limit", "-1")
 	})
 }

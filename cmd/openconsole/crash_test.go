@@ -341,6 +341,8 @@ func TestCrashSafety(t *testing.T) {
 				st.halt(t)
 				all = append(all, st.acked()...)
 
+				// The seat bookkeeping survived the crash: openconsole check finds no mismatch.
+				checkBookkeeping(t, e)
 				srv = startServer(t, bin, e.dsn)
 				sessions := checkAcked(t, e, srv, all)
 				checkSeats(t, e, seats, sessions)
@@ -361,6 +363,24 @@ func TestCrashSafety(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkBookkeeping runs openconsole check and fails the test on a mismatch.
+func checkBookkeeping(t *testing.T, e *e2e) {
+	t.Helper()
+	code, stdout, stderr := e.cliRun(t, "", "check")
+	var out struct {
+		OK         bool              `json:"ok"`
+		Licenses   int               `json:"licenses"`
+		HeldSeats  int               `json:"heldSeats"`
+		Mismatches []json.RawMessage `json:"mismatches"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("openconsole check: bad JSON %v:\n%s%s", err, stdout, stderr)
+	}
+	if code != 0 || !out.OK || len(out.Mismatches) != 0 || out.Licenses == 0 {
+		t.Errorf("openconsole check after the crash: exit code %d, %s%s", code, stdout, stderr)
 	}
 }
 
