@@ -1,10 +1,12 @@
 package openconsole
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -25,8 +27,9 @@ import (
 //
 // Activity is kept in memory and written back in the background, only when it moves a session's
 // last-seen time on by touchEvery, and paced (writeBack): a wave of sessions that come due together
-// is spread over writeWindow instead of holding the writer, except activity of sessions near their
-// timeout, which is written at the next tick so that other servers' sweeps see it in time.
+// is spread over writeWindow, in transactions of sessions that neighbour each other in the table,
+// instead of holding the writer; activity of sessions near their timeout is written at the next
+// tick, so that other servers' sweeps see it in time.
 //
 // Validate is answered from a cache of session states (sessionCache). It must never say "valid"
 // longer than CacheStaleness after a revocation or license change made anywhere, also by another
@@ -47,6 +50,8 @@ const (
 	touchChunk = 500
 	// sweepChunk bounds the sessions one sweep transaction ends.
 	sweepChunk = 500
+	// seenBuckets divides the session ids into ranges for write-back (see liveness.buckets).
+	seenBuckets = 4096
 )
 
 type liveness struct {
@@ -56,25 +61,41 @@ type liveness struct {
 
 	ttl         time.Duration // idle timeout; 0: sessions do not expire by idleness
 	touchEvery  time.Duration // activity is recorded when it moves last-seen on by this much
+	grain       time.Duration // written last-seen times are rounded down to this
 	tick        time.Duration // how often write-back runs (Options.TouchInterval)
 	writeWindow time.Duration // pending activity is written within this long
 	urgent      time.Duration // activity of a session this close to its timeout is written at once
 
+	// Activity not yet written: the latest per session, its key queued in soon when the session is
+	// near its timeout, else in the bucket of its key. Write-back takes the buckets in key order,
+	// so that one transaction touches sessions that lie together in the table (and in its pages):
+	// a wave of a million due sessions then rewrites each page of the table a few times in all,
+	// rather than once per session.
 	mu      sync.Mutex
-	pending map[sessionKey]pendingSeen // activity not yet written
-	normal  keyQueue                   // pending keys in the order they were recorded
-	soon    keyQueue                   // pending keys of sessions near their timeout
+	pending map[sessionKey]pendingSeen
+	soon    keyQueue
+	buckets [seenBuckets][]sessionKey
+	queued  int // keys in buckets (some may have been written through soon meanwhile)
+	cursor  int // the next bucket write-back takes
 
 	cache   *sessionCache // nil when disabled
 	lastSeq int64         // the last change applied; owned by the poller
 }
 
-// pendingSeen is unwritten activity of a session: when it was seen, and whether it was queued as
-// urgent.
-type pendingSeen struct {
-	at     int64 // Unix ms
-	urgent bool
+// pendingSeen is unwritten activity of a session, in 8 bytes (a wave puts a million of them in
+// memory): when it was seen (Unix ms), and whether it was queued as urgent.
+type pendingSeen int64
+
+func packSeen(ms int64, urgent bool) pendingSeen {
+	p := pendingSeen(ms << 1)
+	if urgent {
+		p |= 1
+	}
+	return p
 }
+
+func (p pendingSeen) at() int64    { return int64(p) >> 1 }
+func (p pendingSeen) urgent() bool { return p&1 == 1 }
 
 func newLiveness(store Store, c clock, log *slog.Logger, opts Options) *liveness {
 	l := &liveness{store: store, clock: c, log: log, ttl: opts.SessionTTL, tick: opts.TouchInterval,
@@ -85,6 +106,7 @@ func newLiveness(store Store, c clock, log *slog.Logger, opts Options) *liveness
 		l.writeWindow = min(5*time.Minute, max(l.tick, l.ttl/20))
 		l.urgent = l.writeWindow + 2*l.tick
 	}
+	l.grain = max(time.Millisecond, l.touchEvery/10)
 	if opts.CacheSize > 0 {
 		l.cache = newSessionCache(opts.CacheSize, opts.SessionTTL, c.Now())
 	}
@@ -125,8 +147,8 @@ func (l *liveness) state(ctx context.Context, sid string, now time.Time) (Sessio
 	l.mu.Lock()
 	p, ok := l.pending[k]
 	l.mu.Unlock()
-	if ok && p.at > st.Session.LastSeenAt.UnixMilli() {
-		st.Session.LastSeenAt = time.UnixMilli(p.at).UTC()
+	if ok && p.at() > st.Session.LastSeenAt.UnixMilli() {
+		st.Session.LastSeenAt = time.UnixMilli(p.at()).UTC()
 	}
 	if l.cache != nil {
 		l.cache.put(k, st, gen)
@@ -136,9 +158,11 @@ func (l *liveness) state(ctx context.Context, sid string, now time.Time) (Sessio
 
 // seen records activity of a live session whose last-seen time was lastSeen. It is kept only when
 // it moves last-seen on by touchEvery: a fleet validating every minute then costs one write per
-// session per touchEvery, not one per validate. The price is that a session can look up to
-// touchEvery idler than it is, so it must show activity within 90% of the idle timeout to stay
-// live on every server.
+// session per touchEvery, not one per validate. Written times are rounded down to grain (a tenth
+// of touchEvery), so that sessions written together share few values and their entries in the
+// index of last-seen times lie together. The price is that a session can look up to 1.1 touchEvery
+// idler than it is, so it must show activity within 89% of the idle timeout to stay live on every
+// server.
 func (l *liveness) seen(sid string, lastSeen, now time.Time) {
 	if now.Sub(lastSeen) < l.touchEvery {
 		return
@@ -160,18 +184,18 @@ func (l *liveness) record(k sessionKey, ms int64, urgent bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p, ok := l.pending[k]
-	if ok && p.at >= ms && (p.urgent || !urgent) {
+	if ok && p.at() >= ms && (p.urgent() || !urgent) {
 		return
 	}
-	if !ok || (urgent && !p.urgent) {
-		at := l.clock.elapsed(l.clock.Now())
-		if urgent {
-			l.soon.push(k, at)
-		} else {
-			l.normal.push(k, at)
-		}
+	switch {
+	case urgent && !p.urgent():
+		l.soon.push(k)
+	case !ok:
+		b := bucketOf(k)
+		l.buckets[b] = append(l.buckets[b], k)
+		l.queued++
 	}
-	l.pending[k] = pendingSeen{at: max(ms, p.at), urgent: urgent || p.urgent}
+	l.pending[k] = packSeen(max(ms, p.at()), urgent || p.urgent())
 }
 
 // unwrittenSince reports whether this server has unwritten activity of the session at or after t.
@@ -183,7 +207,7 @@ func (l *liveness) unwrittenSince(id string, t time.Time) bool {
 	l.mu.Lock()
 	p, ok := l.pending[k]
 	l.mu.Unlock()
-	return ok && p.at >= t.UnixMilli()
+	return ok && p.at() >= t.UnixMilli()
 }
 
 // liveIn returns the session sid if it is live on one of lics (read in tx), and that license.
@@ -201,8 +225,8 @@ func (l *liveness) liveIn(tx Tx, sid string, lics []License, now time.Time) (Ses
 		l.mu.Lock()
 		p, ok := l.pending[k]
 		l.mu.Unlock()
-		if ok && p.at > sess.LastSeenAt.UnixMilli() {
-			sess.LastSeenAt = time.UnixMilli(p.at).UTC()
+		if ok && p.at() > sess.LastSeenAt.UnixMilli() {
+			sess.LastSeenAt = time.UnixMilli(p.at()).UTC()
 		}
 	}
 	for _, lic := range lics {
@@ -314,33 +338,22 @@ func (l *liveness) poll(ctx context.Context) error {
 }
 
 // writeBack writes pending activity: all of it with all set (at Close), else the urgent part and
-// a paced share of the rest: at a rate that writes what is queued by the time its oldest entry has
-// waited writeWindow, so a wave of activity is written evenly over the window. It writes in
+// a paced share of the rest, which takes the key buckets in order at a pace that goes through all
+// of them once per writeWindow (and at least touchChunk sessions a tick). It writes in
 // transactions of at most touchChunk sessions.
 func (l *liveness) writeBack(ctx context.Context, all bool) error {
-	l.mu.Lock()
-	n := l.soon.len() + l.normal.len()
-	if !all {
-		left := l.writeWindow
-		if at, ok := l.normal.oldest(); ok {
-			left -= l.clock.elapsed(l.clock.Now()) - at
-		}
-		ticks := max(1, int(left/max(l.tick, time.Millisecond)))
-		n = min(n, l.soon.len()+max(touchChunk, (l.normal.len()+ticks-1)/ticks))
-	}
-	l.mu.Unlock()
-	for n > 0 {
-		batch, urgent := l.takePending(min(n, touchChunk))
-		if len(batch) == 0 {
-			return nil
-		}
-		n -= len(batch)
-		gone, err := l.store.TouchSessions(ctx, batch)
+	batches := l.takeUrgent()
+	perTick := max(1, int((int64(seenBuckets)*int64(l.tick)+int64(l.writeWindow)-1)/int64(max(l.writeWindow, time.Millisecond))))
+	batches = append(batches, l.takeBuckets(all, perTick)...)
+	for i, batch := range batches {
+		gone, err := l.store.TouchSessions(ctx, batch.touches)
 		if err != nil {
 			// Keep it for the next round; newer activity recorded meanwhile wins.
-			for i, t := range batch {
-				if k, ok := keyOf(t.SessionID); ok {
-					l.record(k, t.At.UnixMilli(), urgent[i])
+			for _, b := range batches[i:] {
+				for _, t := range b.touches {
+					if k, ok := keyOf(t.SessionID); ok {
+						l.record(k, t.At.UnixMilli(), b.urgent)
+					}
 				}
 			}
 			return err
@@ -357,29 +370,86 @@ func (l *liveness) writeBack(ctx context.Context, all bool) error {
 	return nil
 }
 
-// takePending removes up to n pending entries, urgent ones first, and says which were urgent.
-func (l *liveness) takePending(n int) ([]Touch, []bool) {
+// touchBatch is one write-back transaction's activity.
+type touchBatch struct {
+	touches []Touch
+	urgent  bool
+}
+
+// takeUrgent removes the activity of sessions near their timeout, in batches of touchChunk.
+func (l *liveness) takeUrgent() []touchBatch {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make([]Touch, 0, n)
-	urgent := make([]bool, 0, n)
-	for _, q := range []*keyQueue{&l.soon, &l.normal} {
-		for len(out) < n {
-			k, ok := q.pop()
-			if !ok {
-				break
-			}
+	var out []touchBatch
+	for {
+		k, ok := l.soon.pop()
+		if !ok {
+			return out
+		}
+		p, ok := l.pending[k]
+		if !ok || !p.urgent() {
+			continue // written already
+		}
+		delete(l.pending, k)
+		if len(out) == 0 || len(out[len(out)-1].touches) == touchChunk {
+			out = append(out, touchBatch{urgent: true})
+		}
+		b := &out[len(out)-1]
+		b.touches = append(b.touches, Touch{SessionID: formatUUID(k[:]), At: l.rounded(p.at())})
+	}
+}
+
+// rounded is the last-seen time written for activity at ms: rounded down to grain.
+func (l *liveness) rounded(ms int64) time.Time {
+	g := l.grain.Milliseconds()
+	return time.UnixMilli(ms - ms%g).UTC()
+}
+
+// takeBuckets removes the activity of whole buckets, in key order from the cursor on: every
+// bucket when all is set or when little is pending, else perTick buckets and then more until
+// touchChunk sessions are taken. Each batch holds sessions in key order.
+func (l *liveness) takeBuckets(all bool, perTick int) []touchBatch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if all || l.queued <= touchChunk {
+		perTick = seenBuckets
+	}
+	var out []touchBatch
+	var cur []Touch
+	taken := 0
+	for n := 0; n < seenBuckets && (n < perTick || taken < touchChunk) && l.queued > 0; n++ {
+		b := l.cursor
+		l.cursor = (l.cursor + 1) % seenBuckets
+		keys := l.buckets[b]
+		l.queued -= len(keys)
+		if cap(keys) > 256 {
+			l.buckets[b] = nil // let a wave's memory go
+		} else {
+			l.buckets[b] = keys[:0]
+		}
+		slices.SortFunc(keys, func(a, b sessionKey) int { return bytes.Compare(a[:], b[:]) })
+		for _, k := range keys {
 			p, ok := l.pending[k]
-			if !ok || (q == &l.normal && p.urgent) {
-				continue // already written, or queued as urgent too
+			if !ok || p.urgent() {
+				continue // written already, or queued as urgent
 			}
 			delete(l.pending, k)
-			out = append(out, Touch{SessionID: formatUUID(k[:]), At: time.UnixMilli(p.at).UTC()})
-			urgent = append(urgent, p.urgent)
+			cur = append(cur, Touch{SessionID: formatUUID(k[:]), At: l.rounded(p.at())})
+			taken++
+			if len(cur) == touchChunk {
+				out = append(out, touchBatch{touches: cur})
+				cur = nil
+			}
 		}
 	}
-	return out, urgent
+	if len(cur) > 0 {
+		out = append(out, touchBatch{touches: cur})
+	}
+	return out
 }
+
+// bucketOf is the write-back bucket of a session key: its first twelve bits.
+func bucketOf(k sessionKey) int { return int(k[0])<<4 | int(k[1])>>4 }
 
 // sweep ends the sessions of every license that are idle past the timeout, a chunk per
 // transaction.
@@ -398,24 +468,19 @@ func (l *liveness) sweep(ctx context.Context) error {
 	}
 }
 
-// keyQueue is a FIFO of session keys, each with when it was queued (clock.elapsed).
+// keyQueue is a FIFO of session keys.
 type keyQueue struct {
-	q    []queued
+	q    []sessionKey
 	head int
 }
 
-type queued struct {
-	k  sessionKey
-	at time.Duration
-}
-
-func (q *keyQueue) push(k sessionKey, at time.Duration) { q.q = append(q.q, queued{k, at}) }
+func (q *keyQueue) push(k sessionKey) { q.q = append(q.q, k) }
 
 func (q *keyQueue) pop() (sessionKey, bool) {
 	if q.head == len(q.q) {
 		return sessionKey{}, false
 	}
-	k := q.q[q.head].k
+	k := q.q[q.head]
 	q.head++
 	if q.head == len(q.q) {
 		q.q, q.head = q.q[:0], 0
@@ -424,13 +489,3 @@ func (q *keyQueue) pop() (sessionKey, bool) {
 	}
 	return k, true
 }
-
-// oldest returns when the entry at the head was queued.
-func (q *keyQueue) oldest() (time.Duration, bool) {
-	if q.head == len(q.q) {
-		return 0, false
-	}
-	return q.q[q.head].at, true
-}
-
-func (q *keyQueue) len() int { return len(q.q) - q.head }

@@ -12,14 +12,14 @@ import (
 type touchRecorder struct {
 	Store
 	mu      sync.Mutex
-	batches []int
+	batches [][]Touch
 	written map[string]time.Time
 }
 
 func (r *touchRecorder) TouchSessions(ctx context.Context, seen []Touch) ([]string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.batches = append(r.batches, len(seen))
+	r.batches = append(r.batches, seen)
 	for _, t := range seen {
 		r.written[t.SessionID] = t.At
 	}
@@ -82,12 +82,31 @@ func TestWriteBackIsPaced(t *testing.T) {
 				break
 			}
 		}
-		for _, n := range rec.batches {
-			if n > touchChunk {
-				t.Errorf("ttl %v: a write-back transaction of %d sessions, want at most %d", ttl, n, touchChunk)
+		for i, b := range rec.batches {
+			if len(b) > touchChunk {
+				t.Errorf("ttl %v: a write-back transaction of %d sessions, want at most %d", ttl, len(b), touchChunk)
+				break
+			}
+			// A transaction writes neighbours: ids within a narrow range of the key space (100,000
+			// of them pending, 500 a transaction: about 1/200 of it).
+			if i > 0 && len(b) == touchChunk && b[len(b)-1].SessionID[:2] > b[0].SessionID[:2] && hexByte(b[len(b)-1].SessionID)-hexByte(b[0].SessionID) > 4 {
+				t.Errorf("ttl %v: a write-back transaction spans ids %s to %s", ttl, b[0].SessionID, b[len(b)-1].SessionID)
 				break
 			}
 		}
 		t.Logf("ttl %v: %d sessions written in %d ticks (window %v), %d transactions", ttl, len(rec.written), ticks, l.writeWindow, len(rec.batches))
 	}
+}
+
+func hexByte(id string) int {
+	var v int
+	for _, c := range id[:2] {
+		v <<= 4
+		if c >= 'a' {
+			v += int(c-'a') + 10
+		} else {
+			v += int(c - '0')
+		}
+	}
+	return v
 }
