@@ -63,11 +63,13 @@ func (s *Service) Activate(ctx context.Context, in ActivateInput) (Activation, e
 	if err != nil {
 		return Activation{}, err
 	}
-	claims, err := s.parseToken(ctx, token)
-	if err != nil {
-		return Activation{}, ErrTokenRefused
+	u, _, err := s.Authenticate(ctx, token)
+	if ErrorCode(err) == EUNAUTHORIZED {
+		return Activation{}, ErrTokenRefused // a bad token, or its user is gone or disabled
+	} else if err != nil {
+		return Activation{}, wrap("activate", err)
 	}
-	return s.activate(ctx, byOwner(claims.UserID), sid, in.ClientAddr)
+	return s.activate(ctx, byOwner(u.ID), sid, in.ClientAddr)
 }
 
 // BearerToken returns the token of an Authorization header value "Bearer <token>" (the scheme in

@@ -176,30 +176,40 @@ func (s *Service) AddManifest(ctx context.Context, doc []byte, official *bool) (
 	if err != nil {
 		return Manifest{}, App{}, false, err
 	}
-	now := s.clock.Now().UTC().Truncate(time.Millisecond)
-	m.CreatedAt = now
-	err = s.store.Update(ctx, func(tx Tx) error {
+	type added struct {
+		m        Manifest
+		app      App
+		replaced bool
+	}
+	out, err := mutate(s, ctx, func(tx Tx, now time.Time) (added, AuditRecord, error) {
+		m := m
+		m.CreatedAt = now
 		a, err := tx.LockApp(m.App)
 		if errors.Is(err, ErrNotFound) {
 			a = App{Name: m.App, CreatedAt: now}
 		} else if err != nil {
-			return err
+			return added{}, AuditRecord{}, err
 		}
+		wasOfficial := a.Official
 		if official != nil {
 			a.Official = *official
 		}
 		a.UpdatedAt = now
 		if err := tx.PutApp(a); err != nil {
-			return err
+			return added{}, AuditRecord{}, err
 		}
-		app = a
-		replaced, err = tx.PutManifest(m)
-		return err
+		replaced, err := tx.PutManifest(m)
+		if err != nil {
+			return added{}, AuditRecord{}, err
+		}
+		return added{m, a, replaced}, AuditRecord{Action: "manifest.add", Target: "app:" + a.Name,
+			Before: map[string]any{"official": wasOfficial},
+			After:  map[string]any{"official": a.Official, "version": m.Version, "schemaVersion": m.SchemaVersion, "replaced": replaced}}, nil
 	})
 	if err != nil {
 		return Manifest{}, App{}, false, wrap("add manifest", err)
 	}
-	return m, app, replaced, nil
+	return out.m, out.app, out.replaced, nil
 }
 
 // Manifests lists the stored manifest variants, of one app or (app "") of all, ordered by app,
@@ -211,17 +221,16 @@ func (s *Service) Manifests(ctx context.Context, app string) ([]Manifest, error)
 // RemoveManifest removes the variants of an app version: all of them, or the one with
 // schemaVersion when it is not "". It returns how many were removed; ENOTFOUND when none was.
 func (s *Service) RemoveManifest(ctx context.Context, app, version, schemaVersion string) (int, error) {
-	var n int
-	err := s.store.Update(ctx, func(tx Tx) error {
-		var err error
-		n, err = tx.RemoveManifests(app, version, schemaVersion)
+	n, err := mutate(s, ctx, func(tx Tx, now time.Time) (int, AuditRecord, error) {
+		n, err := tx.RemoveManifests(app, version, schemaVersion)
 		if err == nil && n == 0 {
 			if schemaVersion != "" {
-				return Errorf(ENOTFOUND, "no manifest for %s version %s with _schemaVersion %s", app, version, schemaVersion)
+				return 0, AuditRecord{}, Errorf(ENOTFOUND, "no manifest for %s version %s with _schemaVersion %s", app, version, schemaVersion)
 			}
-			return Errorf(ENOTFOUND, "no manifest for %s version %s", app, version)
+			return 0, AuditRecord{}, Errorf(ENOTFOUND, "no manifest for %s version %s", app, version)
 		}
-		return err
+		return n, AuditRecord{Action: "manifest.remove", Target: "app:" + app,
+			Before: map[string]any{"version": version, "schemaVersion": schemaVersion, "variants": n}}, err
 	})
 	if err != nil {
 		return 0, wrap("remove manifest", err)
@@ -245,32 +254,33 @@ func (s *Service) SetRegistryCredentials(ctx context.Context, app string, c Regi
 	if c.Username == "" || c.Password == "" || len(c.Username) > 1024 || len(c.Password) > 8192 {
 		return Errorf(EINVALID, "registry username and password must be 1 to 1024 and 1 to 8192 characters")
 	}
-	now := s.clock.Now().UTC().Truncate(time.Millisecond)
-	err := s.store.Update(ctx, func(tx Tx) error {
+	_, err := mutate(s, ctx, func(tx Tx, now time.Time) (struct{}, AuditRecord, error) {
 		a, err := tx.LockApp(app)
 		if errors.Is(err, ErrNotFound) {
-			return Errorf(ENOTFOUND, "app %s not found: add one of its manifests first", app)
+			return struct{}{}, AuditRecord{}, Errorf(ENOTFOUND, "app %s not found: add one of its manifests first", app)
 		} else if err != nil {
-			return err
+			return struct{}{}, AuditRecord{}, err
 		}
 		keys, err := tx.DataKeys()
 		if err != nil {
-			return err
+			return struct{}{}, AuditRecord{}, err
 		}
 		if len(keys) == 0 {
 			// Update transactions run one at a time, so no other process creates one meanwhile.
 			k := NewDataKey(now)
 			if err := tx.AddDataKey(k); err != nil {
-				return err
+				return struct{}{}, AuditRecord{}, err
 			}
 			keys = []DataKey{k}
 		}
 		sealed, err := SealCredentials(keys[len(keys)-1], app, c)
 		if err != nil {
-			return err
+			return struct{}{}, AuditRecord{}, err
 		}
+		had := a.Credentials != ""
 		a.Credentials, a.UpdatedAt = sealed, now
-		return tx.PutApp(a)
+		return struct{}{}, AuditRecord{Action: "app.credentials", Target: "app:" + app,
+			Before: map[string]any{"credentials": had}, After: map[string]any{"credentials": true, "username": c.Username}}, tx.PutApp(a)
 	})
 	return wrap("set registry credentials", err)
 }

@@ -56,6 +56,9 @@ func (s *Service) login(ctx context.Context, username, password string, issueJWT
 	if !CheckPassword(u.PasswordHash, password) {
 		return LoginResult{}, ErrBadCredentials
 	}
+	if u.Disabled {
+		return LoginResult{}, ErrUserDisabled
+	}
 	res := LoginResult{User: u}
 	if issueJWT {
 		res.Token, res.Expires = s.IssueToken(u.ID)
@@ -82,15 +85,19 @@ func (s *Service) AuthenticateBearer(ctx context.Context, header string, present
 	return s.Authenticate(ctx, token)
 }
 
+// ErrUserDisabled refuses the login of a disabled user (who gave the right password).
+var ErrUserDisabled = &Error{Code: EFORBIDDEN, Message: "This account is disabled"}
+
 // Authenticate verifies a console JWT and returns its claims and its user. A token that is malformed,
-// expired, signed by an unknown key or names a user that no longer exists gives ErrInvalidToken.
+// expired, signed by an unknown key or names a user that no longer exists or is disabled gives
+// ErrInvalidToken.
 func (s *Service) Authenticate(ctx context.Context, token string) (User, Claims, error) {
 	c, err := s.parseToken(ctx, token)
 	if err != nil {
 		return User{}, Claims{}, err
 	}
 	u, err := s.store.UserByID(ctx, c.UserID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) || (err == nil && u.Disabled) {
 		return User{}, Claims{}, ErrInvalidToken
 	} else if err != nil {
 		return User{}, Claims{}, fmt.Errorf("authenticate: %w", err)
@@ -121,14 +128,15 @@ const KeyRefreshInterval = time.Minute
 // must log in again). It returns the new key's id.
 func (s *Service) RotateSigningKey(ctx context.Context, dropOld bool) (string, error) {
 	k := NewSigningKey(s.clock.Now())
-	err := s.store.Update(ctx, func(tx Tx) error {
+	_, err := mutate(s, ctx, func(tx Tx, now time.Time) (struct{}, AuditRecord, error) {
 		if err := tx.AddSigningKey(k); err != nil {
-			return err
+			return struct{}{}, AuditRecord{}, err
 		}
+		rec := AuditRecord{Action: "signing-key.rotate", Target: "signing-key:" + k.ID, After: map[string]any{"dropOld": dropOld}}
 		if dropOld {
-			return tx.DeleteSigningKeysExcept(k.ID)
+			return struct{}{}, rec, tx.DeleteSigningKeysExcept(k.ID)
 		}
-		return nil
+		return struct{}{}, rec, nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("rotate signing key: %w", err)
@@ -182,6 +190,9 @@ func (s *Service) RegisterSerial(ctx context.Context, vendor User, in SerialInpu
 	if err := RequireVendor(vendor); err != nil {
 		return Serial{}, err
 	}
+	if ActorFrom(ctx).Kind == ActorSystem {
+		ctx = WithActor(ctx, Actor{Kind: ActorConsole, Name: vendor.Username})
+	}
 	return s.registerSerial(ctx, vendor.ID, in)
 }
 
@@ -189,21 +200,21 @@ func (s *Service) registerSerial(ctx context.Context, by int64, in SerialInput) 
 	if err := in.check(); err != nil {
 		return Serial{}, err
 	}
-	now := s.clock.Now().UTC().Truncate(time.Millisecond)
-	var out Serial
-	err := s.store.Update(ctx, func(tx Tx) error {
+	out, err := mutate(s, ctx, func(tx Tx, now time.Time) (Serial, AuditRecord, error) {
 		lic, err := tx.CreateLicense(License{Key: in.SerialNumber, Kind: KindSerial, Seats: 1, CreatedAt: now})
 		if ErrorCode(err) == ECONFLICT {
-			return Errorf(ECONFLICT, "Serial number %s is already registered", in.SerialNumber)
+			return Serial{}, AuditRecord{}, Errorf(ECONFLICT, "Serial number %s is already registered", in.SerialNumber)
 		} else if err != nil {
-			return err
+			return Serial{}, AuditRecord{}, err
 		}
-		out = Serial{
+		out := Serial{
 			LicenseID: lic.ID, SerialNumber: in.SerialNumber, Model: in.Model,
 			ManufacturerName: in.ManufacturerName, ManufacturerID: in.ManufacturerID,
 			ManufactureDate: in.ManufactureDate, RegisteredBy: by, Status: SerialRegistered, CreatedAt: now,
 		}
-		return tx.CreateSerial(out)
+		return out, AuditRecord{Action: "serial.register", Target: LicenseTarget(in.SerialNumber),
+			After: map[string]any{"serial": KeyHint(in.SerialNumber), "model": in.Model, "manufacturer": in.ManufacturerName,
+				"manufacturerId": in.ManufacturerID, "manufactureDate": in.ManufactureDate}}, tx.CreateSerial(out)
 	})
 	if err != nil {
 		return Serial{}, wrap("register serial", err)

@@ -80,7 +80,7 @@ func TestCacheSeesOtherProcessesWithinStaleness(t *testing.T) {
 			t.Errorf("100 validates of a cached session read the database %d times, want 0", got)
 		}
 
-		if err := admin.RevokeSession(ctx, a.Session.ID); err != nil {
+		if _, err := admin.RevokeSession(ctx, a.Session.ID); err != nil {
 			t.Fatal(err)
 		}
 		took := waitFor(t, openconsole.CacheStaleness, "session revocation seen", func() bool { return !valid(t, server, a.Session.ID) })
@@ -88,7 +88,7 @@ func TestCacheSeesOtherProcessesWithinStaleness(t *testing.T) {
 		if !valid(t, server, b.Session.ID) {
 			t.Fatal("revoking one session invalidated another")
 		}
-		if err := admin.RevokeLicense(ctx, lic.Key); err != nil {
+		if _, err := admin.RevokeLicense(ctx, lic.Key, 0); err != nil {
 			t.Fatal(err)
 		}
 		took = waitFor(t, openconsole.CacheStaleness, "license revocation seen", func() bool { return !valid(t, server, b.Session.ID) })

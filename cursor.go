@@ -15,19 +15,20 @@ var cursorEncoding = base64.RawURLEncoding
 // ErrBadCursor is returned for a cursor string that no listing handed out.
 var ErrBadCursor = &Error{Code: EINVALID, Message: "invalid cursor"}
 
-// LicenseCursor is the cursor after the license with the given id.
-func LicenseCursor(id int64) string {
-	return cursorEncoding.EncodeToString([]byte("l" + strconv.FormatInt(id, 10)))
+// IDCursor is the cursor after the row with the given id in a listing of a kind (a letter: 'l'
+// licenses, 'u' users, 's' serials).
+func IDCursor(kind byte, id int64) string {
+	return cursorEncoding.EncodeToString([]byte(string(kind) + strconv.FormatInt(id, 10)))
 }
 
-// ParseLicenseCursor returns the license id of a LicenseCursor; "" is the start (0). Other strings
-// give ErrBadCursor.
-func ParseLicenseCursor(s string) (int64, error) {
+// ParseIDCursor returns the id of an IDCursor of the kind; "" is the start (0). Other strings give
+// ErrBadCursor.
+func ParseIDCursor(kind byte, s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
 	b, err := cursorEncoding.DecodeString(s)
-	if err != nil || len(b) < 2 || b[0] != 'l' {
+	if err != nil || len(b) < 2 || b[0] != kind {
 		return 0, ErrBadCursor
 	}
 	id, err := strconv.ParseInt(string(b[1:]), 10, 64)
@@ -37,9 +38,15 @@ func ParseLicenseCursor(s string) (int64, error) {
 	return id, nil
 }
 
+// LicenseCursor is the cursor after the license with the given id.
+func LicenseCursor(id int64) string { return IDCursor('l', id) }
+
+// ParseLicenseCursor parses a LicenseCursor.
+func ParseLicenseCursor(s string) (int64, error) { return ParseIDCursor('l', s) }
+
 // String returns the cursor as a client sees it.
 func (c SessionCursor) String() string {
-	return cursorEncoding.EncodeToString([]byte("s" + strconv.FormatInt(c.LicenseID, 10) + "." +
+	return cursorEncoding.EncodeToString([]byte("x" + strconv.FormatInt(c.LicenseID, 10) + "." +
 		strconv.FormatInt(c.Timestamp, 10) + "." + c.ID))
 }
 
@@ -50,7 +57,7 @@ func ParseSessionCursor(s string) (SessionCursor, error) {
 		return SessionCursor{}, nil
 	}
 	b, err := cursorEncoding.DecodeString(s)
-	if err != nil || len(b) < 2 || b[0] != 's' {
+	if err != nil || len(b) < 2 || b[0] != 'x' {
 		return SessionCursor{}, ErrBadCursor
 	}
 	parts := strings.Split(string(b[1:]), ".")

@@ -18,20 +18,52 @@ const (
 // License is the right to run a number of devices at once. A registered serial number is a license of
 // kind serial with one seat whose key is the serial number itself.
 type License struct {
-	ID        int64
-	Key       string
-	Kind      LicenseKind
-	OwnerID   int64 // 0: no owner
-	Seats     int   // the activation limit: how many sessions may hold a seat at once
-	Taken     int   // how many of its sessions hold a seat (the store's bookkeeping)
-	ExpiresAt time.Time
-	RevokedAt time.Time
-	CreatedAt time.Time
+	ID          int64
+	Key         string
+	Kind        LicenseKind
+	OwnerID     int64  // 0: no owner
+	Owner       string // the owner's username, when the store read it; "" for none
+	Seats       int    // the activation limit: how many sessions may hold a seat at once
+	Taken       int    // how many of its sessions hold a seat (the store's bookkeeping)
+	ExpiresAt   time.Time
+	SuspendedAt time.Time // suspended (reversibly) since; zero when not
+	RevokedAt   time.Time // revoked (for good) since; zero when not
+	Note        string
+	Metadata    []byte // a JSON object; nil reads as {}
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	// Version counts the changes an operator made to the license (seats taken and freed do not
+	// count): the operator API's ETag.
+	Version int64
 }
 
-// Usable reports whether the license is neither revoked nor expired at now.
+// Usable reports whether the license is neither revoked, suspended nor expired at now.
 func (l License) Usable(now time.Time) bool {
-	return l.RevokedAt.IsZero() && (l.ExpiresAt.IsZero() || now.Before(l.ExpiresAt))
+	return l.RevokedAt.IsZero() && l.SuspendedAt.IsZero() && (l.ExpiresAt.IsZero() || now.Before(l.ExpiresAt))
+}
+
+// LicenseStatus is what an operator sees of a license's state.
+type LicenseStatus string
+
+// The statuses of a license, in the order they win: a revoked license is revoked whatever else.
+const (
+	StatusRevoked   LicenseStatus = "revoked"
+	StatusSuspended LicenseStatus = "suspended"
+	StatusExpired   LicenseStatus = "expired"
+	StatusActive    LicenseStatus = "active"
+)
+
+// Status returns the license's status at now.
+func (l License) Status(now time.Time) LicenseStatus {
+	switch {
+	case !l.RevokedAt.IsZero():
+		return StatusRevoked
+	case !l.SuspendedAt.IsZero():
+		return StatusSuspended
+	case !l.ExpiresAt.IsZero() && !now.Before(l.ExpiresAt):
+		return StatusExpired
+	}
+	return StatusActive
 }
 
 // MaxKeyLength bounds license keys and serial numbers alike.

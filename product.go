@@ -327,13 +327,15 @@ func (s *Service) ImportProducts(ctx context.Context, array []byte) ([]Product, 
 		p.UpdatedAt = now
 		products = append(products, p)
 	}
-	err := s.store.Update(ctx, func(tx Tx) error {
+	_, err := mutate(s, ctx, func(tx Tx, now time.Time) (struct{}, AuditRecord, error) {
+		ids := make([]int64, 0, len(products))
 		for _, p := range products {
 			if err := tx.PutProduct(p); err != nil {
-				return err
+				return struct{}{}, AuditRecord{}, err
 			}
+			ids = append(ids, p.ID)
 		}
-		return nil
+		return struct{}{}, AuditRecord{Action: "product.import", Target: "products", After: map[string]any{"ids": ids}}, nil
 	})
 	if err != nil {
 		return nil, wrap("import products", err)
@@ -394,34 +396,37 @@ func (s *Service) PostReview(ctx context.Context, user User, in ReviewInput) (Re
 	case math.IsNaN(in.Rating) || in.Rating < 1 || in.Rating > 5:
 		return Review{}, Errorf(EINVALID, "Invalid payload: rating must be from 1 to 5")
 	}
-	now := s.clock.Now().UTC().Truncate(time.Second)
-	var out Review
-	err := s.store.Update(ctx, func(tx Tx) error {
+	if ActorFrom(ctx).Kind == ActorSystem {
+		ctx = WithActor(ctx, Actor{Kind: ActorConsole, Name: user.Username})
+	}
+	out, err := mutate(s, ctx, func(tx Tx, now time.Time) (Review, AuditRecord, error) {
+		now = now.Truncate(time.Second)
 		p, err := tx.LockProduct(in.ProductID)
 		if errors.Is(err, ErrNotFound) {
-			return Errorf(EINVALID, "Invalid payload: no product with product_id %d", in.ProductID)
+			return Review{}, AuditRecord{}, Errorf(EINVALID, "Invalid payload: no product with product_id %d", in.ProductID)
 		} else if err != nil {
-			return err
+			return Review{}, AuditRecord{}, err
 		}
 		owns, err := tx.OwnsProduct(user.ID, p.ID)
 		if err != nil {
-			return err
+			return Review{}, AuditRecord{}, err
 		}
 		r := Review{ProductID: p.ID, ProductName: p.Name, ProductPermalink: p.Permalink, UserID: user.ID,
 			Reviewer: in.Reviewer, ReviewerEmail: in.ReviewerEmail, Text: in.Review, Rating: in.Rating,
 			Status: "approved", Verified: owns, CreatedAt: now}
 		if r, err = tx.AddReview(r); err != nil {
-			return err
+			return Review{}, AuditRecord{}, err
 		}
+		before := map[string]any{"ratingCount": p.RatingCount}
 		if p, err = p.withRating(p.RatingCount+1, p.RatingSum+in.Rating); err != nil {
-			return err
+			return Review{}, AuditRecord{}, err
 		}
 		p.UpdatedAt = now
 		if err := tx.PutProduct(p); err != nil {
-			return err
+			return Review{}, AuditRecord{}, err
 		}
-		out = r
-		return nil
+		return r, AuditRecord{Action: "review.create", Target: "product:" + strconv.FormatInt(p.ID, 10),
+			Before: before, After: map[string]any{"ratingCount": p.RatingCount, "rating": in.Rating, "review": r.ID}}, nil
 	})
 	if err != nil {
 		return Review{}, wrap("post review", err)
@@ -461,16 +466,18 @@ func (s *Service) AddSubscription(ctx context.Context, username string, productI
 	} else if err != nil {
 		return Subscription{}, fmt.Errorf("add subscription: %w", err)
 	}
-	sub := Subscription{UserID: u.ID, ProductID: productID, Status: status, CreatedAt: s.clock.Now().UTC().Truncate(time.Millisecond)}
-	err = s.store.Update(ctx, func(tx Tx) error {
+	sub, err := mutate(s, ctx, func(tx Tx, now time.Time) (Subscription, AuditRecord, error) {
 		if _, err := tx.LockProduct(productID); errors.Is(err, ErrNotFound) {
-			return Errorf(ENOTFOUND, "product %d not found", productID)
+			return Subscription{}, AuditRecord{}, Errorf(ENOTFOUND, "product %d not found", productID)
 		} else if err != nil {
-			return err
+			return Subscription{}, AuditRecord{}, err
 		}
-		var err error
-		sub, err = tx.CreateSubscription(sub)
-		return err
+		sub, err := tx.CreateSubscription(Subscription{UserID: u.ID, ProductID: productID, Status: status, CreatedAt: now})
+		if err != nil {
+			return Subscription{}, AuditRecord{}, err
+		}
+		return sub, AuditRecord{Action: "subscription.create", Target: "subscription:" + strconv.FormatInt(sub.ID, 10),
+			After: map[string]any{"user": username, "product": productID, "status": status}}, nil
 	})
 	if err != nil {
 		return Subscription{}, wrap("add subscription", err)

@@ -172,7 +172,7 @@ func TestSeatRuleUnderRandomChurn(t *testing.T) {
 						}
 						mu.Unlock()
 					case p < 92:
-						if err := svc.RevokeSession(ctx, s.id); err != nil {
+						if _, err := svc.RevokeSession(ctx, s.id); err != nil {
 							t.Errorf("revoke session: %v", err)
 						}
 						mu.Lock()
@@ -187,7 +187,7 @@ func TestSeatRuleUnderRandomChurn(t *testing.T) {
 							t.Errorf("create license: %v", err)
 							continue
 						}
-						if err := svc.RevokeLicense(ctx, l.key); err != nil {
+						if _, err := svc.RevokeLicense(ctx, l.key, 0); err != nil {
 							t.Errorf("revoke license: %v", err)
 						}
 						mu.Lock()
@@ -296,7 +296,7 @@ func TestSeatRuleUnderRandomChurn(t *testing.T) {
 
 // allSessions lists every session of a license ("" for all).
 func allSessions(svc *openconsole.Service, key string) ([]openconsole.SessionState, error) {
-	seq, err := svc.Sessions(ctx, key, openconsole.SessionCursor{}, 0)
+	seq, err := svc.Sessions(ctx, openconsole.SessionFilter{License: key})
 	if err != nil {
 		return nil, err
 	}

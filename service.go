@@ -50,6 +50,7 @@ type Service struct {
 	keysLoaded time.Duration // clock.elapsed of the last reload
 
 	limits limiters
+	logs   *LogLimiter
 
 	stop chan struct{}
 	bg   sync.WaitGroup
@@ -88,6 +89,7 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 		store: store, opts: opts, clock: c, log: opts.Logger,
 		live:   newLiveness(store, c, opts.Logger, opts),
 		limits: newLimiters(*opts.Limits),
+		logs:   NewLogLimiter(opts.Logger),
 		stop:   make(chan struct{}),
 	}
 	s.keysLoaded = -time.Hour
@@ -137,41 +139,39 @@ func (s *Service) every(interval, timeout time.Duration, fn func(ctx context.Con
 func (s *Service) startBackground() {
 	l := s.live
 	if l.cache != nil {
-		failed := newLogEvery(s.log, 10*time.Second)
 		poll := func(ctx context.Context) {
 			if err := l.poll(ctx); err != nil {
-				failed.warn("read change log; validate reads the database until it works again", err)
+				s.logs.Warn("read change log; validate reads the database until it works again", err)
 			}
 		}
 		poll(context.Background())
 		s.every(pollInterval, trustWindow, poll)
 	}
-	writeFailed := newLogEvery(s.log, 10*time.Second)
 	s.every(s.opts.TouchInterval, time.Minute, func(ctx context.Context) {
 		if err := l.writeBack(ctx, false); err != nil {
-			writeFailed.warn("write last-seen times", err)
+			s.logs.Warn("write last-seen times", err)
 		}
 	})
 	if l.ttl > 0 {
-		sweepFailed := newLogEvery(s.log, 10*time.Second)
 		s.every(min(time.Minute, max(time.Second, l.ttl/20)), time.Minute, func(ctx context.Context) {
 			if err := l.sweep(ctx); err != nil {
-				sweepFailed.warn("sweep idle sessions", err)
+				s.logs.Warn("sweep idle sessions", err)
 			}
 		})
 	}
-	keysFailed := newLogEvery(s.log, 10*time.Second)
 	s.every(KeyRefreshInterval, 10*time.Second, func(ctx context.Context) {
 		if err := s.loadKeys(ctx, s.clock.elapsed(s.clock.Now())); err != nil {
-			keysFailed.warn("refresh signing keys", err)
+			s.logs.Warn("refresh signing keys", err)
 		}
 	})
-	pruneFailed := newLogEvery(s.log, time.Hour)
 	s.every(10*time.Minute, time.Minute, func(ctx context.Context) {
 		now := s.clock.Now()
 		s.limits.sweep(now)
 		if err := s.store.PruneChanges(ctx, now.Add(-time.Hour)); err != nil {
-			pruneFailed.warn("prune change log", err)
+			s.logs.Warn("prune change log", err)
+		}
+		if err := s.store.Update(ctx, func(tx Tx) error { return tx.PruneIdempotency(now.Add(-IdempotencyRetention)) }); err != nil {
+			s.logs.Warn("prune idempotency keys", err)
 		}
 	})
 }
@@ -214,30 +214,3 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// logEvery logs a repeated failure once per interval, with how many times it happened since. It
-// reads the real clock, not the service's: it paces log lines, which no rule depends on, and a test
-// clock that stands still must not silence them.
-type logEvery struct {
-	log      *slog.Logger
-	interval time.Duration
-	mu       sync.Mutex
-	last     time.Time
-	count    int
-}
-
-func newLogEvery(log *slog.Logger, interval time.Duration) *logEvery {
-	return &logEvery{log: log, interval: interval}
-}
-
-func (l *logEvery) warn(msg string, err error) {
-	l.mu.Lock()
-	l.count++
-	if !l.last.IsZero() && time.Since(l.last) < l.interval {
-		l.mu.Unlock()
-		return
-	}
-	n := l.count
-	l.count, l.last = 0, time.Now()
-	l.mu.Unlock()
-	l.log.Warn(msg, "err", err, "times", n)
-}

@@ -112,7 +112,7 @@ func TestRevocations(t *testing.T) {
 		svc := newService(t, dsn, openconsole.Options{})
 		lic := mustLicense(t, svc, openconsole.LicenseInput{Seats: 1})
 		a, _ := activate(t, svc, lic.Key, "")
-		if err := svc.RevokeSession(ctx, a.Session.ID); err != nil {
+		if _, err := svc.RevokeSession(ctx, a.Session.ID); err != nil {
 			t.Fatal(err)
 		}
 		if valid(t, svc, a.Session.ID) {
@@ -122,14 +122,14 @@ func TestRevocations(t *testing.T) {
 		if err != nil || !b.Created {
 			t.Fatalf("activate after session revocation = %+v, %v; want a new session", b, err)
 		}
-		if err := svc.RevokeSession(ctx, openconsole.NewSessionID()); openconsole.ErrorCode(err) != openconsole.ENOTFOUND {
+		if _, err := svc.RevokeSession(ctx, openconsole.NewSessionID()); openconsole.ErrorCode(err) != openconsole.ENOTFOUND {
 			t.Errorf("revoke unknown session: %v, want ENOTFOUND", err)
 		}
-		if err := svc.RevokeSession(ctx, "nope"); openconsole.ErrorCode(err) != openconsole.EINVALID {
+		if _, err := svc.RevokeSession(ctx, "nope"); openconsole.ErrorCode(err) != openconsole.EINVALID {
 			t.Errorf("revoke malformed id: %v, want EINVALID", err)
 		}
 
-		if err := svc.RevokeLicense(ctx, lic.Key); err != nil {
+		if _, err := svc.RevokeLicense(ctx, lic.Key, 0); err != nil {
 			t.Fatal(err)
 		}
 		if valid(t, svc, b.Session.ID) {
@@ -137,7 +137,7 @@ func TestRevocations(t *testing.T) {
 		}
 		_, err = activate(t, svc, lic.Key, b.Session.ID)
 		wantErr(t, err, openconsole.ErrLicenseInvalid)
-		if err := svc.RevokeLicense(ctx, "NOPE"); openconsole.ErrorCode(err) != openconsole.ENOTFOUND {
+		if _, err := svc.RevokeLicense(ctx, "NOPE", 0); openconsole.ErrorCode(err) != openconsole.ENOTFOUND {
 			t.Errorf("revoke unknown license: %v, want ENOTFOUND", err)
 		}
 	})
@@ -171,7 +171,7 @@ func TestBearerActivation(t *testing.T) {
 			t.Fatal(err)
 		}
 		revoked := mustLicense(t, svc, openconsole.LicenseInput{Owner: "u", Seats: 5})
-		if err := svc.RevokeLicense(ctx, revoked.Key); err != nil {
+		if _, err := svc.RevokeLicense(ctx, revoked.Key, 0); err != nil {
 			t.Fatal(err)
 		}
 		first := mustLicense(t, svc, openconsole.LicenseInput{Owner: "u", Seats: 1})

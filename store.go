@@ -31,6 +31,8 @@ type Store interface {
 	// ListLicenses yields licenses in id order after q.After, at most q.Limit of them (0: all),
 	// reading them from the database as the caller goes: memory does not grow with the result.
 	ListLicenses(ctx context.Context, q LicenseQuery) iter.Seq2[License, error]
+	// Session returns a session with its license (and the license's owner).
+	Session(ctx context.Context, id string) (SessionState, error)
 	// ListSessions yields sessions with their licenses after q.After, at most q.Limit (0: all): of
 	// one license (q.LicenseID > 0) in issue order (timestamp, then id), or of all, license by
 	// license in id order and each in issue order; streaming like ListLicenses.
@@ -40,6 +42,19 @@ type Store interface {
 	SeatMismatches(ctx context.Context) (SeatCheck, error)
 	// SerialByLicense returns the registration of a serial-number license.
 	SerialByLicense(ctx context.Context, licenseID int64) (Serial, error)
+	// ListSerials yields serial registrations in license id order after q.After, streaming.
+	ListSerials(ctx context.Context, q PageQuery) iter.Seq2[Serial, error]
+	// ListUsers yields users in id order after q.After, streaming.
+	ListUsers(ctx context.Context, q PageQuery) iter.Seq2[User, error]
+	// APITokens returns every API token in creation order.
+	APITokens(ctx context.Context) ([]APIToken, error)
+	// APITokenByHash returns the API token whose secret has the hash.
+	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	// Stats counts what an overview shows (see Stats), reading licenses and activation counts,
+	// never every session.
+	Stats(ctx context.Context, now time.Time) (Stats, error)
+	// ListAudit yields the audit entries q selects in sequence order, streaming.
+	ListAudit(ctx context.Context, q AuditQuery) iter.Seq2[AuditEntry, error]
 	// SigningKeys returns every JWT signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 
@@ -107,8 +122,12 @@ type IdleSession struct {
 
 // LicenseQuery selects licenses for ListLicenses.
 type LicenseQuery struct {
-	After int64 // only licenses with a larger id
-	Limit int   // at most this many; 0: no bound
+	After  int64         // only licenses with a larger id
+	Limit  int           // at most this many; 0: no bound
+	Status LicenseStatus // only those with this status at Now; "" for any
+	Now    time.Time
+	Owner  string // only those of the user with this username; "" for any
+	Search string // only those whose key, note or owner's username contains this (any case)
 }
 
 // SessionQuery selects sessions for ListSessions.
@@ -116,6 +135,44 @@ type SessionQuery struct {
 	LicenseID int64 // 0: every license
 	After     SessionCursor
 	Limit     int // at most this many; 0: no bound
+	// Live, when set, keeps only the sessions that are live (true) or not (false) at Now, for an
+	// idle timeout that makes sessions last seen before IdleBefore expired (zero: none).
+	Live       *bool
+	Now        time.Time
+	IdleBefore time.Time
+}
+
+// PageQuery selects a page of rows in id order.
+type PageQuery struct {
+	After int64 // only rows with a larger id
+	Limit int   // at most this many; 0: no bound
+}
+
+// AuditQuery selects audit entries for ListAudit.
+type AuditQuery struct {
+	From   int64 // only entries with this sequence number or a larger one
+	Limit  int   // at most this many; 0: no bound
+	Action string
+	Target string
+	Actor  string // the actor's name
+}
+
+// Stats is what the operator API's overview shows.
+type Stats struct {
+	Licenses map[LicenseStatus]int // licenses by status
+	// HeldSeats counts the seats held on active licenses: the live sessions, and idle ones until
+	// a sweep ends them (within a twentieth of the idle timeout).
+	HeldSeats int
+	// Activations counts the sessions issued in the last 24 hours and 7 days (by hour).
+	Activations24h, Activations7d int
+	// ActivationsByDay counts the sessions issued on each of the last 30 days, oldest first (UTC).
+	ActivationsByDay []DayCount
+}
+
+// DayCount is a count on one day.
+type DayCount struct {
+	Day   time.Time
+	Count int
 }
 
 // SessionCursor is a position in the order of ListSessions: the sessions after it have a larger
@@ -186,14 +243,39 @@ type Tx interface {
 	SeatMismatches() (SeatCheck, error)
 	// SetTakenSeats sets a license's seat bookkeeping (the repair of openconsole check).
 	SetTakenSeats(licenseID int64, taken int) error
+	// PutLicense stores what an operator can change of a license (owner, seats, expiry,
+	// suspension, revocation, note, metadata, updated time, version) and logs a Change.
+	// ErrNotFound if it does not exist.
+	PutLicense(l License) error
+
+	// UserByID returns a user by id.
+	UserByID(id int64) (User, error)
+	// LockUserByUsername returns a user by username and locks it until the end of the transaction.
+	LockUserByUsername(username string) (User, error)
+	// PutUser stores what can change of a user (everything but its id, username and creation).
+	PutUser(u User) error
+	// CreateAPIToken stores a new API token.
+	CreateAPIToken(t APIToken) error
+	// APIToken returns an API token by id.
+	APIToken(id string) (APIToken, error)
+	// RevokeAPIToken marks an API token revoked.
+	RevokeAPIToken(id string, at time.Time) error
+	// TouchAPIToken records a use of an API token.
+	TouchAPIToken(id string, at time.Time) error
+	// IdempotencyRecord returns the kept answer of scope's Idempotency-Key, if it was kept since
+	// the given time.
+	IdempotencyRecord(scope, key string, since time.Time) (IdempotencyRecord, error)
+	// PutIdempotency keeps an answer (replacing one kept before the retention).
+	PutIdempotency(r IdempotencyRecord) error
+	// PruneIdempotency forgets answers kept before the given time.
+	PruneIdempotency(before time.Time) error
+	// AppendAudit appends an entry to the audit log, with the next sequence number, and returns it.
+	AppendAudit(e AuditEntry) (AuditEntry, error)
 
 	// CreateUser stores a new user and returns it with its id; ECONFLICT if the username is taken.
 	CreateUser(u User) (User, error)
 	// CreateLicense stores a new license and returns it with its id; ECONFLICT if the key is taken.
 	CreateLicense(l License) (License, error)
-	// RevokeLicense marks a license revoked at the given time and logs a Change; ErrNotFound if
-	// the key is unknown.
-	RevokeLicense(key string, at time.Time) error
 	// CreateSerial stores the registration of a serial-number license.
 	CreateSerial(s Serial) error
 	// MarkSerialActivated sets the registration status of a serial-number license to activated.

@@ -21,7 +21,13 @@ type User struct {
 	PasswordHash string // argon2id in PHC string form
 	Vendor       bool
 	Whitelabeled bool
-	CreatedAt    time.Time
+	// Disabled users cannot log in, and their tokens stop working.
+	Disabled bool
+	// Role is the role with which the user may sign in to the admin web console; "" for none.
+	Role      Role
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Version   int64 // counts the changes made to the user: the operator API's ETag
 }
 
 // validUsername reports whether s can be a username: 1 to 128 bytes of valid UTF-8 without control

@@ -245,7 +245,7 @@ func TestConformanceApps(t *testing.T) {
 		step("49_manifest_no_live_session", func(t *testing.T) {
 			revoked := e.do(t, activateKey(f.lmono))
 			wantStatus(t, revoked, http.StatusOK)
-			if err := e.svc.RevokeSession(ctx, revoked.session(t).ID); err != nil {
+			if _, err := e.svc.RevokeSession(ctx, revoked.session(t).ID); err != nil {
 				t.Fatal(err)
 			}
 			p := manifestPath(appOfficial, "1.0.0", "max_manifest_version=3.0.0")

@@ -88,7 +88,7 @@ func TestDeviceInstallsAppsEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer adminSvc.Close()
-		if err := adminSvc.RevokeLicense(ctx, lic.Key); err != nil {
+		if _, err := adminSvc.RevokeLicense(ctx, lic.Key, 0); err != nil {
 			t.Fatal(err)
 		}
 		// The server notices within CacheStaleness.

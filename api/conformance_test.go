@@ -65,7 +65,7 @@ func seedFixtures(t *testing.T, e *consoleEnv) fixtures {
 	f.l1 = license(openconsole.LicenseInput{Key: keyL1, Owner: "u1", Seats: 2})
 	f.l2 = license(openconsole.LicenseInput{Seats: 1})
 	f.lrev = license(openconsole.LicenseInput{Seats: 1})
-	if err := e.svc.RevokeLicense(ctx, f.lrev); err != nil {
+	if _, err := e.svc.RevokeLicense(ctx, f.lrev, 0); err != nil {
 		t.Fatal(err)
 	}
 	f.l3 = license(openconsole.LicenseInput{Owner: "u1", Seats: 1})
@@ -493,7 +493,7 @@ func TestConformance(t *testing.T) {
 			}
 		})
 		step("37_revoked_session", func(t *testing.T) {
-			if err := e.svc.RevokeSession(ctx, s2.ID); err != nil {
+			if _, err := e.svc.RevokeSession(ctx, s2.ID); err != nil {
 				t.Fatal(err)
 			}
 			wantValid(t, e.do(t, validateCall(sidHdr(s2.ID))), false)
@@ -508,7 +508,7 @@ func TestConformance(t *testing.T) {
 			wantValid(t, e.do(t, validateCall(sidHdr(s4.ID))), true)
 		})
 		step("38_revoked_license", func(t *testing.T) {
-			if err := e.svc.RevokeLicense(ctx, f.l1); err != nil {
+			if _, err := e.svc.RevokeLicense(ctx, f.l1, 0); err != nil {
 				t.Fatal(err)
 			}
 			wantValid(t, e.do(t, validateCall(sidHdr(s1.ID))), false)

@@ -107,7 +107,7 @@ func newFuzzConsole(f *testing.F, logs io.Writer) (*consoleEnv, *strings.Replace
 			f.Fatal(err)
 		}
 	}
-	if err := svc.RevokeLicense(ctx, fuzzRevoked); err != nil {
+	if _, err := svc.RevokeLicense(ctx, fuzzRevoked, 0); err != nil {
 		f.Fatal(err)
 	}
 	if _, err := svc.RegisterSerial(ctx, m1, openconsole.SerialInput{SerialNumber: fuzzSerial, Model: "IPC-xyz",

@@ -255,7 +255,7 @@ func TestConcurrentTimestampsMonotonic(t *testing.T) {
 
 // allSessions lists every session of a license.
 func allSessions(svc *openconsole.Service, key string) ([]openconsole.SessionState, error) {
-	seq, err := svc.Sessions(context.Background(), key, openconsole.SessionCursor{}, 0)
+	seq, err := svc.Sessions(context.Background(), openconsole.SessionFilter{License: key})
 	if err != nil {
 		return nil, err
 	}

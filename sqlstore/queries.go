@@ -9,28 +9,58 @@ import (
 	"iter"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"openconsole"
 )
 
-const licenseCols = `l.id, l.key, l.kind, COALESCE(l.owner_id, 0), l.seats, l.taken, l.expires_at, l.revoked_at, l.created_at`
+// licenseCols are the columns of a license (alias l), and licenseOwnerJoin the join that gives
+// ownerCol, its owner's username.
+const (
+	licenseCols = `l.id, l.key, l.kind, COALESCE(l.owner_id, 0), l.seats, l.taken, l.expires_at, l.suspended_at,
+		l.revoked_at, l.note, l.metadata, l.created_at, l.updated_at, l.version`
+	ownerCol         = `COALESCE(ou.username, '')`
+	licenseOwnerJoin = ` LEFT JOIN users ou ON ou.id = l.owner_id`
+)
 
-func scanLicense(row interface{ Scan(...any) error }, extra ...any) (openconsole.License, error) {
-	var l openconsole.License
-	var kind string
-	var exp, rev sql.NullInt64
-	var created int64
-	dest := append([]any{&l.ID, &l.Key, &kind, &l.OwnerID, &l.Seats, &l.Taken, &exp, &rev, &created}, extra...)
-	if err := row.Scan(dest...); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return l, openconsole.ErrNotFound
-		}
-		return l, err
+// scannedLicense receives the licenseCols of a row (and ownerCol with owner set).
+type scannedLicense struct {
+	l                  openconsole.License
+	kind, meta         string
+	exp, susp, rev     sql.NullInt64
+	createdMS, updated int64
+	owner              bool
+}
+
+func (s *scannedLicense) dest() []any {
+	d := []any{&s.l.ID, &s.l.Key, &s.kind, &s.l.OwnerID, &s.l.Seats, &s.l.Taken, &s.exp, &s.susp, &s.rev,
+		&s.l.Note, &s.meta, &s.createdMS, &s.updated, &s.l.Version}
+	if s.owner {
+		d = append(d, &s.l.Owner)
 	}
-	l.Kind = openconsole.LicenseKind(kind)
-	l.ExpiresAt, l.RevokedAt, l.CreatedAt = fromNullMS(exp), fromNullMS(rev), fromMS(created)
-	return l, nil
+	return d
+}
+
+func (s *scannedLicense) license() openconsole.License {
+	l := s.l
+	l.Kind = openconsole.LicenseKind(s.kind)
+	l.ExpiresAt, l.SuspendedAt, l.RevokedAt = fromNullMS(s.exp), fromNullMS(s.susp), fromNullMS(s.rev)
+	l.CreatedAt, l.UpdatedAt = fromMS(s.createdMS), fromMS(s.updated)
+	l.Metadata = []byte(s.meta)
+	return l
+}
+
+// scanLicense scans a row of licenseCols (then ownerCol, when withOwner), then extra.
+func scanLicense(row interface{ Scan(...any) error }, withOwner bool, extra ...any) (openconsole.License, error) {
+	sl := scannedLicense{owner: withOwner}
+	if err := row.Scan(append(sl.dest(), extra...)...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return openconsole.License{}, openconsole.ErrNotFound
+		}
+		return openconsole.License{}, err
+	}
+	return sl.license(), nil
 }
 
 const sessionCols = `s.id, s.license_id, s.ts, s.created_at, s.last_seen_at, s.revoked_at, s.ended_at, s.addr`
@@ -49,33 +79,35 @@ func scanSession(row interface{ Scan(...any) error }, extra ...any) (openconsole
 	return s, nil
 }
 
-const userCols = `id, username, email, display_name, password_hash, vendor, whitelabeled, created_at`
+const userCols = `id, username, email, display_name, password_hash, vendor, whitelabeled, disabled, role, created_at, updated_at, version`
 
 func scanUser(row interface{ Scan(...any) error }) (openconsole.User, error) {
 	var u openconsole.User
-	var created int64
-	if err := row.Scan(&u.ID, &u.Username, &u.Email, &u.DisplayName, &u.PasswordHash, &u.Vendor, &u.Whitelabeled, &created); err != nil {
+	var created, updated int64
+	var role string
+	if err := row.Scan(&u.ID, &u.Username, &u.Email, &u.DisplayName, &u.PasswordHash, &u.Vendor, &u.Whitelabeled,
+		&u.Disabled, &role, &created, &updated, &u.Version); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return u, openconsole.ErrNotFound
 		}
 		return u, err
 	}
-	u.CreatedAt = fromMS(created)
+	u.Role, u.CreatedAt, u.UpdatedAt = openconsole.Role(role), fromMS(created), fromMS(updated)
 	return u, nil
 }
 
 const sessionStateQuery = `SELECT s.ts, s.last_seen_at, s.revoked_at, s.ended_at, s.license_id,
-	l.key, l.kind, COALESCE(l.owner_id, 0), l.seats, l.expires_at, l.revoked_at
+	l.key, l.kind, COALESCE(l.owner_id, 0), l.seats, l.expires_at, l.suspended_at, l.revoked_at
 	FROM sessions s JOIN licenses l ON l.id = s.license_id WHERE s.id = ?`
 
 // SessionState implements openconsole.Store.
 func (s *Store) SessionState(ctx context.Context, id string) (openconsole.SessionState, error) {
 	var st openconsole.SessionState
 	var seen int64
-	var srev, ended, exp, lrev sql.NullInt64
+	var srev, ended, exp, susp, lrev sql.NullInt64
 	var kind string
 	err := s.state.QueryRowContext(ctx, id).Scan(&st.Session.Timestamp, &seen, &srev, &ended, &st.License.ID,
-		&st.License.Key, &kind, &st.License.OwnerID, &st.License.Seats, &exp, &lrev)
+		&st.License.Key, &kind, &st.License.OwnerID, &st.License.Seats, &exp, &susp, &lrev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, openconsole.ErrNotFound
 	} else if err != nil {
@@ -84,7 +116,7 @@ func (s *Store) SessionState(ctx context.Context, id string) (openconsole.Sessio
 	st.Session.ID, st.Session.LicenseID = id, st.License.ID
 	st.Session.LastSeenAt, st.Session.RevokedAt, st.Session.EndedAt = fromMS(seen), fromNullMS(srev), fromNullMS(ended)
 	st.License.Kind = openconsole.LicenseKind(kind)
-	st.License.ExpiresAt, st.License.RevokedAt = fromNullMS(exp), fromNullMS(lrev)
+	st.License.ExpiresAt, st.License.SuspendedAt, st.License.RevokedAt = fromNullMS(exp), fromNullMS(susp), fromNullMS(lrev)
 	return st, nil
 }
 
@@ -156,20 +188,42 @@ func (s *Store) UserByID(ctx context.Context, id int64) (openconsole.User, error
 
 // LicenseByKey implements openconsole.Store.
 func (s *Store) LicenseByKey(ctx context.Context, key string) (openconsole.License, error) {
-	return scanLicense(s.r.QueryRowContext(ctx, s.d.q(`SELECT `+licenseCols+` FROM licenses l WHERE l.key = ?`), key))
+	return scanLicense(s.r.QueryRowContext(ctx, s.d.q(`SELECT `+licenseCols+`, `+ownerCol+` FROM licenses l`+licenseOwnerJoin+
+		` WHERE l.key = ?`), key), true)
 }
 
 // ListLicenses implements openconsole.Store.
 func (s *Store) ListLicenses(ctx context.Context, q openconsole.LicenseQuery) iter.Seq2[openconsole.License, error] {
+	var c conds
+	c.add(`l.id > ?`, q.After)
+	now := ms(q.Now)
+	switch q.Status {
+	case openconsole.StatusRevoked:
+		c.add(`l.revoked_at IS NOT NULL`)
+	case openconsole.StatusSuspended:
+		c.add(`l.revoked_at IS NULL AND l.suspended_at IS NOT NULL`)
+	case openconsole.StatusExpired:
+		c.add(`l.revoked_at IS NULL AND l.suspended_at IS NULL AND l.expires_at IS NOT NULL AND l.expires_at <= ?`, now)
+	case openconsole.StatusActive:
+		c.add(`l.revoked_at IS NULL AND l.suspended_at IS NULL AND (l.expires_at IS NULL OR l.expires_at > ?)`, now)
+	}
+	if q.Owner != "" {
+		c.add(`ou.username = ?`, q.Owner)
+	}
+	if q.Search != "" {
+		pat := "%" + likeEscape(strings.ToLower(q.Search)) + "%"
+		c.add(`(LOWER(l.key) LIKE ? ESCAPE '\' OR LOWER(l.note) LIKE ? ESCAPE '\' OR LOWER(COALESCE(ou.username, '')) LIKE ? ESCAPE '\')`, pat, pat, pat)
+	}
+	query := `SELECT ` + licenseCols + `, ` + ownerCol + ` FROM licenses l` + licenseOwnerJoin + c.String() + ` ORDER BY l.id` + limitClause(q.Limit)
 	return func(yield func(openconsole.License, error) bool) {
-		rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT `+licenseCols+` FROM licenses l WHERE l.id > ? ORDER BY l.id`+limitClause(q.Limit)), q.After)
+		rows, err := s.r.QueryContext(ctx, s.d.q(query), c.args...)
 		if err != nil {
 			yield(openconsole.License{}, fmt.Errorf("licenses: %w", err))
 			return
 		}
 		defer rows.Close()
 		for rows.Next() {
-			l, err := scanLicense(rows)
+			l, err := scanLicense(rows, true)
 			if err != nil {
 				yield(openconsole.License{}, fmt.Errorf("licenses: %w", err))
 				return
@@ -184,19 +238,34 @@ func (s *Store) ListLicenses(ctx context.Context, q openconsole.LicenseQuery) it
 	}
 }
 
+// likeEscape escapes the LIKE wildcards of s with a backslash.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
 // ListSessions implements openconsole.Store. The (license_id, ts, id) index serves both orders, so
 // a page costs the same at the start of a million sessions as at the end.
 func (s *Store) ListSessions(ctx context.Context, q openconsole.SessionQuery) iter.Seq2[openconsole.SessionState, error] {
-	return func(yield func(openconsole.SessionState, error) bool) {
-		query := `SELECT ` + sessionCols + `, ` + licenseCols + ` FROM sessions s JOIN licenses l ON l.id = s.license_id
-			WHERE (s.license_id, s.ts, s.id) > (?, ?, ?) ORDER BY s.license_id, s.ts, s.id`
-		args := []any{q.After.LicenseID, q.After.Timestamp, q.After.ID}
-		if q.LicenseID > 0 {
-			query = `SELECT ` + sessionCols + `, ` + licenseCols + ` FROM sessions s JOIN licenses l ON l.id = s.license_id
-				WHERE s.license_id = ? AND (s.ts, s.id) > (?, ?) ORDER BY s.ts, s.id`
-			args = []any{q.LicenseID, q.After.Timestamp, q.After.ID}
+	var c conds
+	order := ` ORDER BY s.license_id, s.ts, s.id`
+	if q.LicenseID > 0 {
+		c.add(`s.license_id = ? AND (s.ts, s.id) > (?, ?)`, q.LicenseID, q.After.Timestamp, q.After.ID)
+		order = ` ORDER BY s.ts, s.id`
+	} else {
+		c.add(`(s.license_id, s.ts, s.id) > (?, ?, ?)`, q.After.LicenseID, q.After.Timestamp, q.After.ID)
+	}
+	if q.Live != nil {
+		live := `(s.revoked_at IS NULL AND s.ended_at IS NULL AND s.last_seen_at >= ? AND l.revoked_at IS NULL AND
+			l.suspended_at IS NULL AND (l.expires_at IS NULL OR l.expires_at > ?))`
+		if !*q.Live {
+			live = `NOT ` + live
 		}
-		rows, err := s.r.QueryContext(ctx, s.d.q(query+limitClause(q.Limit)), args...)
+		c.add(live, ms(q.IdleBefore), ms(q.Now))
+	}
+	query := `SELECT ` + sessionCols + `, ` + licenseCols + `, ` + ownerCol + ` FROM sessions s JOIN licenses l ON l.id = s.license_id` +
+		licenseOwnerJoin + c.String() + order + limitClause(q.Limit)
+	return func(yield func(openconsole.SessionState, error) bool) {
+		rows, err := s.r.QueryContext(ctx, s.d.q(query), c.args...)
 		if err != nil {
 			yield(openconsole.SessionState{}, fmt.Errorf("sessions: %w", err))
 			return
@@ -204,15 +273,13 @@ func (s *Store) ListSessions(ctx context.Context, q openconsole.SessionQuery) it
 		defer rows.Close()
 		for rows.Next() {
 			var st openconsole.SessionState
-			var lic scannedLicense
+			lic := scannedLicense{owner: true}
 			st.Session, err = scanSession(rows, lic.dest()...)
-			if err == nil {
-				st.License = lic.license()
-			}
 			if err != nil {
 				yield(openconsole.SessionState{}, fmt.Errorf("sessions: %w", err))
 				return
 			}
+			st.License = lic.license()
 			if !yield(st, nil) {
 				return
 			}
@@ -221,6 +288,19 @@ func (s *Store) ListSessions(ctx context.Context, q openconsole.SessionQuery) it
 			yield(openconsole.SessionState{}, fmt.Errorf("sessions: %w", err))
 		}
 	}
+}
+
+// Session implements openconsole.Store.
+func (s *Store) Session(ctx context.Context, id string) (openconsole.SessionState, error) {
+	var st openconsole.SessionState
+	lic := scannedLicense{owner: true}
+	sess, err := scanSession(s.r.QueryRowContext(ctx, s.d.q(`SELECT `+sessionCols+`, `+licenseCols+`, `+ownerCol+
+		` FROM sessions s JOIN licenses l ON l.id = s.license_id`+licenseOwnerJoin+` WHERE s.id = ?`), id), lic.dest()...)
+	if err != nil {
+		return st, err
+	}
+	st.Session, st.License = sess, lic.license()
+	return st, nil
 }
 
 // limitClause is the LIMIT clause for n rows, none for 0.
@@ -315,21 +395,3 @@ func (s *Store) PruneChanges(ctx context.Context, before time.Time) error {
 	return s.Update(ctx, func(tx openconsole.Tx) error { return tx.PruneChanges(before) })
 }
 
-// scannedLicense receives the licenseCols of a row that has other columns first.
-type scannedLicense struct {
-	l         openconsole.License
-	kind      string
-	exp, rev  sql.NullInt64
-	createdMS int64
-}
-
-func (s *scannedLicense) dest() []any {
-	return []any{&s.l.ID, &s.l.Key, &s.kind, &s.l.OwnerID, &s.l.Seats, &s.l.Taken, &s.exp, &s.rev, &s.createdMS}
-}
-
-func (s *scannedLicense) license() openconsole.License {
-	l := s.l
-	l.Kind = openconsole.LicenseKind(s.kind)
-	l.ExpiresAt, l.RevokedAt, l.CreatedAt = fromNullMS(s.exp), fromNullMS(s.rev), fromMS(s.createdMS)
-	return l
-}

@@ -83,7 +83,7 @@ var (
 // preparedQueries are the statements of the write path that run many times per second.
 var preparedQueries = []string{
 	lockLicenseByKey, lockLicensesByOwner, sessionByID, insertSession, addTaken, markSerial, endIdle, idleSessions,
-	touchSession, `SELECT last_ms FROM clock WHERE id = 1`, `UPDATE clock SET last_ms = ? WHERE id = 1`,
+	touchSession, countActivations, `SELECT last_ms FROM clock WHERE id = 1`, `UPDATE clock SET last_ms = ? WHERE id = 1`,
 }
 
 // q rewrites a query written with ? placeholders for the engine.

@@ -166,15 +166,32 @@ func TestLicensesAndSerials(t *testing.T) {
 			t.Errorf("status after MarkSerialActivated = %d, want %d", sr.Status, openconsole.SerialActivated)
 		}
 
-		// Revocation, once; unknown keys are not found.
-		update(t, st, func(tx openconsole.Tx) error { return tx.RevokeLicense("BBBB", t0.Add(time.Minute)) })
-		update(t, st, func(tx openconsole.Tx) error { return tx.RevokeLicense("BBBB", t0.Add(time.Hour)) })
-		if got, _ := st.LicenseByKey(ctx, "BBBB"); !got.RevokedAt.Equal(t0.Add(time.Minute).Truncate(time.Millisecond)) {
-			t.Errorf("revoked_at = %v, want the first revocation's time", got.RevokedAt)
+		// PutLicense stores what an operator changes, and logs a change for the caches.
+		latest, _ := st.LatestChange(ctx)
+		update(t, st, func(tx openconsole.Tx) error {
+			l, err := tx.LockLicenseByKey("BBBB")
+			if err != nil {
+				return err
+			}
+			l.Seats, l.Note, l.Metadata, l.OwnerID = 7, "a note", []byte(`{"order":"42"}`), 0
+			l.SuspendedAt, l.RevokedAt, l.UpdatedAt, l.Version = t0.Add(time.Minute), t0.Add(time.Hour), t0.Add(time.Hour), l.Version+1
+			return tx.PutLicense(l)
+		})
+		got, err = st.LicenseByKey(ctx, "BBBB")
+		if err != nil || got.Seats != 7 || got.Note != "a note" || string(got.Metadata) != `{"order":"42"}` || got.OwnerID != 0 ||
+			got.Owner != "" || !got.SuspendedAt.Equal(t0.Add(time.Minute).Truncate(time.Millisecond)) ||
+			!got.RevokedAt.Equal(t0.Add(time.Hour).Truncate(time.Millisecond)) || got.Version != 2 {
+			t.Errorf("after PutLicense: %+v, %v", got, err)
 		}
-		err = st.Update(ctx, func(tx openconsole.Tx) error { return tx.RevokeLicense("nope", t0) })
+		if a, _ := st.LicenseByKey(ctx, "AAAA"); a.Owner != "o" || a.Version != 1 || string(a.Metadata) != "{}" {
+			t.Errorf("license AAAA = %+v, want owner o, version 1, metadata {}", a)
+		}
+		if changes, _ := st.Changes(ctx, latest, 10); len(changes) != 1 || changes[0].LicenseID != b.ID || changes[0].SessionID != "" {
+			t.Errorf("changes after PutLicense = %+v, want one of license %d", changes, b.ID)
+		}
+		err = st.Update(ctx, func(tx openconsole.Tx) error { return tx.PutLicense(openconsole.License{ID: 9999}) })
 		if !errors.Is(err, openconsole.ErrNotFound) {
-			t.Errorf("revoke unknown: err = %v, want ErrNotFound", err)
+			t.Errorf("put unknown: err = %v, want ErrNotFound", err)
 		}
 	})
 }

@@ -42,6 +42,7 @@ type txn struct {
 	sessionIdx map[string]int // id -> index in sessions
 	taken      map[int64]int  // seats taken (+) or freed (-) per license, not yet written
 	serials    []int64        // serial licenses to mark activated
+	hours      map[int64]int  // sessions created per hour (Unix time / 3600), not yet counted
 }
 
 func (s *Store) newTxn(ctx context.Context, tx *sql.Tx) *txn {
@@ -173,6 +174,14 @@ func (t *txn) flush() error {
 		}
 		t.serials = t.serials[:0]
 	}
+	if len(t.hours) > 0 {
+		for h, n := range t.hours {
+			if _, err := t.execNow(countActivations, h, n); err != nil {
+				return err
+			}
+		}
+		clear(t.hours)
+	}
 	if t.clockDirty {
 		if _, err := t.execNow(`UPDATE clock SET last_ms = ? WHERE id = 1`, t.clock); err != nil {
 			return err
@@ -181,6 +190,9 @@ func (t *txn) flush() error {
 	}
 	return nil
 }
+
+const countActivations = `INSERT INTO activation_hours (hour, n) VALUES (?, ?)
+	ON CONFLICT (hour) DO UPDATE SET n = activation_hours.n + excluded.n`
 
 const insertSession = `INSERT INTO sessions (id, license_id, ts, created_at, last_seen_at, addr) VALUES (?, ?, ?, ?, ?, ?)`
 
@@ -266,7 +278,7 @@ func (t *txn) addTaken(licenseID int64, n int) {
 const lockLicenseByKey = `SELECT ` + licenseCols + ` FROM licenses l WHERE l.key = ?`
 
 func (t *txn) LockLicenseByKey(key string) (openconsole.License, error) {
-	l, err := scanLicense(t.queryRowNow(lockLicenseByKey+t.d.forUpdate, key))
+	l, err := scanLicense(t.queryRowNow(lockLicenseByKey+t.d.forUpdate, key), false)
 	return t.withTaken(l), err
 }
 
@@ -280,7 +292,7 @@ func (t *txn) LockLicensesByOwner(userID int64) ([]openconsole.License, error) {
 	defer rows.Close()
 	var out []openconsole.License
 	for rows.Next() {
-		l, err := scanLicense(rows)
+		l, err := scanLicense(rows, false)
 		if err != nil {
 			return nil, err
 		}
@@ -321,6 +333,10 @@ func (t *txn) CreateSession(s openconsole.Session) error {
 	t.sessionIdx[s.ID] = len(t.sessions)
 	t.sessions = append(t.sessions, s)
 	t.addTaken(s.LicenseID, 1)
+	if t.hours == nil {
+		t.hours = make(map[int64]int)
+	}
+	t.hours[s.CreatedAt.Unix()/3600]++
 	return nil
 }
 
@@ -419,10 +435,15 @@ func (t *txn) SetTakenSeats(licenseID int64, taken int) error {
 }
 
 func (t *txn) CreateUser(u openconsole.User) (openconsole.User, error) {
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = u.CreatedAt
+	}
+	u.Version = 1
 	err := t.queryRow(`INSERT INTO users
-		(username, email, display_name, password_hash, vendor, whitelabeled, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		u.Username, u.Email, u.DisplayName, u.PasswordHash, u.Vendor, u.Whitelabeled, ms(u.CreatedAt)).Scan(&u.ID)
+		(username, email, display_name, password_hash, vendor, whitelabeled, disabled, role, created_at, updated_at, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		u.Username, u.Email, u.DisplayName, u.PasswordHash, u.Vendor, u.Whitelabeled, u.Disabled, string(u.Role),
+		ms(u.CreatedAt), ms(u.UpdatedAt), u.Version).Scan(&u.ID)
 	if isUnique(err) {
 		return u, openconsole.Errorf(openconsole.ECONFLICT, "username exists already")
 	}
@@ -431,22 +452,21 @@ func (t *txn) CreateUser(u openconsole.User) (openconsole.User, error) {
 
 func (t *txn) CreateLicense(l openconsole.License) (openconsole.License, error) {
 	owner := sql.NullInt64{Int64: l.OwnerID, Valid: l.OwnerID != 0}
-	err := t.queryRow(`INSERT INTO licenses (key, kind, owner_id, seats, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-		l.Key, string(l.Kind), owner, l.Seats, nullMS(l.ExpiresAt), ms(l.CreatedAt)).Scan(&l.ID)
+	if len(l.Metadata) == 0 {
+		l.Metadata = []byte("{}")
+	}
+	if l.UpdatedAt.IsZero() {
+		l.UpdatedAt = l.CreatedAt
+	}
+	l.Version = 1
+	err := t.queryRow(`INSERT INTO licenses (key, kind, owner_id, seats, expires_at, note, metadata, created_at, updated_at, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		l.Key, string(l.Kind), owner, l.Seats, nullMS(l.ExpiresAt), l.Note, string(l.Metadata), ms(l.CreatedAt), ms(l.UpdatedAt), l.Version).Scan(&l.ID)
 	if isUnique(err) {
 		return l, openconsole.Errorf(openconsole.ECONFLICT, "license key exists already")
 	}
 	l.Taken = 0
 	return l, err
-}
-
-func (t *txn) RevokeLicense(key string, at time.Time) error {
-	if err := t.expectRow(t.exec(`UPDATE licenses SET revoked_at = COALESCE(revoked_at, ?) WHERE key = ?`, ms(at), key)); err != nil {
-		return err
-	}
-	_, err := t.exec(`INSERT INTO changes (license_id, at) SELECT id, ? FROM licenses WHERE key = ?`, ms(at), key)
-	return err
 }
 
 func (t *txn) CreateSerial(s openconsole.Serial) error {

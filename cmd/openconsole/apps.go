@@ -2,15 +2,14 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
-	"time"
 
 	"openconsole"
-	"openconsole/sqlstore"
 )
 
 // The admin commands of apps (manifests, registry credentials, download tokens), products and
@@ -42,15 +41,6 @@ func (e *cliEnv) readInput(name string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-type manifestOut struct {
-	App           string    `json:"app"`
-	Version       string    `json:"version"`
-	SchemaVersion string    `json:"schemaVersion"`
-	Official      bool      `json:"official"`
-	CreatedAt     time.Time `json:"createdAt"`
-	Replaced      *bool     `json:"replaced,omitempty"`
-}
-
 func cmdAppManifestAdd(e *cliEnv, args []string) int {
 	fs := e.flags("app manifest add")
 	official := fs.Bool("official", false, "mark the app official: devices get registry credentials for it (--official=false unmarks it; default: a new app is unofficial, a known one keeps its flag)")
@@ -58,27 +48,19 @@ func cmdAppManifestAdd(e *cliEnv, args []string) int {
 	if !ok {
 		return code
 	}
-	var flagSet *bool
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "official" {
-			flagSet = official
-		}
-	})
 	doc, err := e.readInput(pos[0], openconsole.MaxManifestBytes)
 	if err != nil {
 		return e.fail(err)
 	}
-	// Check before opening the database: an invalid manifest never touches it.
+	// Check before anything else: an invalid manifest never reaches the database.
 	if _, err := openconsole.ParseManifest(doc); err != nil {
 		return e.fail(fmt.Errorf("%s: %w", pos[0], err))
 	}
-	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
-		m, app, replaced, err := svc.AddManifest(e.ctx, doc, flagSet)
-		if err != nil {
-			return nil, err
-		}
-		return manifestOut{m.App, m.Version, m.SchemaVersion, app.Official, m.CreatedAt, &replaced}, nil
-	})
+	q := url.Values{}
+	if visited(fs, "official") {
+		q.Set("official", strconv.FormatBool(*official))
+	}
+	return e.call(0, request{method: "POST", path: "/manifests", query: q, body: doc})
 }
 
 func cmdAppManifestList(e *cliEnv, args []string) int {
@@ -87,26 +69,11 @@ func cmdAppManifestList(e *cliEnv, args []string) int {
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
-		ms, err := svc.Manifests(e.ctx, *app)
-		if err != nil {
-			return nil, err
-		}
-		official := map[string]bool{}
-		out := make([]manifestOut, 0, len(ms))
-		for _, m := range ms {
-			o, known := official[m.App]
-			if !known {
-				a, err := svc.App(e.ctx, m.App)
-				if err != nil {
-					return nil, err
-				}
-				o, official[m.App] = a.Official, a.Official
-			}
-			out = append(out, manifestOut{m.App, m.Version, m.SchemaVersion, o, m.CreatedAt, nil})
-		}
-		return out, nil
-	})
+	q := url.Values{}
+	if *app != "" {
+		q.Set("app", *app)
+	}
+	return e.call(0, request{method: "GET", path: "/manifests", query: q})
 }
 
 func cmdAppManifestRemove(e *cliEnv, args []string) int {
@@ -116,22 +83,11 @@ func cmdAppManifestRemove(e *cliEnv, args []string) int {
 	if !ok {
 		return code
 	}
-	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
-		n, err := svc.RemoveManifest(e.ctx, pos[0], pos[1], *schema)
-		if err != nil {
-			return nil, err
-		}
-		var sv *string
-		if *schema != "" {
-			sv = schema
-		}
-		return struct {
-			App           string  `json:"app"`
-			Version       string  `json:"version"`
-			SchemaVersion *string `json:"schemaVersion"`
-			Removed       int     `json:"removed"`
-		}{pos[0], pos[1], sv, n}, nil
-	})
+	q := url.Values{}
+	if *schema != "" {
+		q.Set("schemaVersion", *schema)
+	}
+	return e.call(0, request{method: "DELETE", path: "/manifests/" + pathSegment(pos[0]) + "/" + pathSegment(pos[1]), query: q})
 }
 
 func cmdAppCredentialsSet(e *cliEnv, args []string) int {
@@ -156,26 +112,9 @@ func cmdAppCredentialsSet(e *cliEnv, args []string) int {
 	if password == "" {
 		return e.fail(errors.New("no registry password given"))
 	}
-	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
-		if err := svc.SetRegistryCredentials(e.ctx, pos[0], openconsole.RegistryCredentials{Username: *user, Password: password}); err != nil {
-			return nil, err
-		}
-		// The password is never printed.
-		return struct {
-			App            string `json:"app"`
-			Username       string `json:"username"`
-			CredentialsSet bool   `json:"credentialsSet"`
-		}{pos[0], *user, true}, nil
-	})
-}
-
-type tokenIssuanceOut struct {
-	ID          int64     `json:"id"`
-	Session     string    `json:"session"`
-	App         string    `json:"app"`
-	Version     string    `json:"version"`
-	Credentials bool      `json:"credentials"`
-	IssuedAt    time.Time `json:"issuedAt"`
+	// The answer never holds the password.
+	return e.call(0, request{method: "PUT", path: "/apps/" + pathSegment(pos[0]) + "/credentials",
+		body: bodyOf(map[string]any{"username": *user, "password": password})})
 }
 
 func cmdAppTokensList(e *cliEnv, args []string) int {
@@ -184,42 +123,11 @@ func cmdAppTokensList(e *cliEnv, args []string) int {
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
-		tis, err := svc.TokenIssuances(e.ctx, *session)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]tokenIssuanceOut, 0, len(tis))
-		for _, ti := range tis {
-			out = append(out, tokenIssuanceOut{ti.ID, ti.SessionID, ti.App, ti.Version, ti.Credentials, ti.IssuedAt})
-		}
-		return out, nil
-	})
-}
-
-type productOut struct {
-	ID            int64   `json:"id"`
-	Name          string  `json:"name"`
-	StoreID       int64   `json:"storeId"`
-	App           *string `json:"app"`
-	RatingCount   int     `json:"ratingCount"`
-	AverageRating float64 `json:"averageRating"`
-}
-
-func productsOut(ps []openconsole.Product) []productOut {
-	out := make([]productOut, 0, len(ps))
-	for _, p := range ps {
-		o := productOut{ID: p.ID, Name: p.Name, StoreID: p.StoreID, RatingCount: p.RatingCount}
-		if p.App != "" {
-			app := p.App
-			o.App = &app
-		}
-		if p.RatingCount > 0 {
-			o.AverageRating = float64(int(p.RatingSum/float64(p.RatingCount)*100+0.5)) / 100
-		}
-		out = append(out, o)
+	q := url.Values{}
+	if *session != "" {
+		q.Set("session", *session)
 	}
-	return out
+	return e.call(0, request{method: "GET", path: "/token-issuances", query: q})
 }
 
 func cmdProductImport(e *cliEnv, args []string) int {
@@ -228,48 +136,27 @@ func cmdProductImport(e *cliEnv, args []string) int {
 	if !ok {
 		return code
 	}
-	doc, err := e.readInput(pos[0], 256<<20)
+	doc, err := e.readInput(pos[0], 16<<20)
 	if err != nil {
 		return e.fail(err)
 	}
-	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
-		ps, err := svc.ImportProducts(e.ctx, doc)
-		if err != nil {
-			return nil, err
-		}
-		return productsOut(ps), nil
-	})
+	return e.call(0, request{method: "POST", path: "/products", body: doc})
 }
 
 func cmdProductList(e *cliEnv, args []string) int {
 	fs := e.flags("product list")
-	var store *int64
-	fs.Func("store", "only the products of this store id", func(v string) error {
-		var n int64
-		if _, err := fmt.Sscan(v, &n); err != nil || n < 0 {
-			return errors.New("want a store id, a non-negative integer")
-		}
-		store = &n
-		return nil
-	})
+	store := fs.String("store", "", "only the products of this store id")
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
-		ps, _, err := svc.Products(e.ctx, openconsole.ProductQuery{StoreID: store})
-		if err != nil {
-			return nil, err
+	q := url.Values{}
+	if *store != "" {
+		if n, err := strconv.ParseInt(*store, 10, 64); err != nil || n < 0 {
+			return e.usageErr("--store: want a store id, a non-negative integer")
 		}
-		return productsOut(ps), nil
-	})
-}
-
-type subscriptionOut struct {
-	ID        int64     `json:"id"`
-	User      string    `json:"user"`
-	ProductID int64     `json:"productId"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"createdAt"`
+		q.Set("store", *store)
+	}
+	return e.call(0, request{method: "GET", path: "/products", query: q})
 }
 
 func cmdSubscriptionAdd(e *cliEnv, args []string) int {
@@ -283,13 +170,7 @@ func cmdSubscriptionAdd(e *cliEnv, args []string) int {
 	if *user == "" || *product <= 0 {
 		return e.usageErr("subscription add needs --user and --product")
 	}
-	return e.withService(openconsole.Options{}, func(svc *openconsole.Service) (any, error) {
-		sub, err := svc.AddSubscription(e.ctx, *user, *product, *status)
-		if err != nil {
-			return nil, err
-		}
-		return subscriptionOut{sub.ID, *user, sub.ProductID, sub.Status, sub.CreatedAt}, nil
-	})
+	return e.call(0, request{method: "POST", path: "/subscriptions", body: bodyOf(map[string]any{"user": *user, "productId": *product, "status": *status})})
 }
 
 func cmdSubscriptionList(e *cliEnv, args []string) int {
@@ -298,33 +179,9 @@ func cmdSubscriptionList(e *cliEnv, args []string) int {
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	svc, st, done, err := e.open(sqlstore.Options{}, openconsole.Options{})
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	var userID int64
+	q := url.Values{}
 	if *user != "" {
-		u, err := st.UserByUsername(e.ctx, *user)
-		if errors.Is(err, openconsole.ErrNotFound) {
-			return e.fail(fmt.Errorf("user %q not found", *user))
-		} else if err != nil {
-			return e.fail(err)
-		}
-		userID = u.ID
+		q.Set("user", *user)
 	}
-	subs, err := svc.Subscriptions(e.ctx, userID, nil)
-	if err != nil {
-		return e.fail(err)
-	}
-	owners := &ownerNames{e: e, svc: svc}
-	out := make([]subscriptionOut, 0, len(subs))
-	for _, s := range subs {
-		name := ""
-		if n := owners.name(s.UserID); n != nil {
-			name = *n
-		}
-		out = append(out, subscriptionOut{s.ID, name, s.ProductID, s.Status, s.CreatedAt})
-	}
-	return e.print(out)
+	return e.call(0, request{method: "GET", path: "/subscriptions", query: q})
 }

@@ -7,10 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"openconsole"
-	"openconsole/sqlstore/sqlstoretest"
+	"openconsole/admin"
 )
 
 // manifestDoc is a schema-valid manifest with the given fields replaced (a nil value deletes one).
@@ -45,17 +44,10 @@ func writeFile(t *testing.T, name, content string) string {
 	return p
 }
 
-type manifestCLIJSON struct {
-	App           string    `json:"app"`
-	Version       string    `json:"version"`
-	SchemaVersion string    `json:"schemaVersion"`
-	Official      bool      `json:"official"`
-	CreatedAt     time.Time `json:"createdAt"`
-	Replaced      *bool     `json:"replaced"`
-}
+type manifestCLIJSON = admin.ManifestJSON
 
 func TestAppManifestAddRefusesInvalidManifests(t *testing.T) {
-	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+	eachDB(t, func(t *testing.T, dsn string) {
 		for _, tc := range []struct {
 			name, doc, field string
 		}{
@@ -94,7 +86,7 @@ func TestAppManifestAddRefusesInvalidManifests(t *testing.T) {
 			t.Errorf("app after refused adds: err %v; want not found", err)
 		}
 		var list []manifestCLIJSON
-		runJSON(t, &list, "--db", dsn, "app", "manifest", "list")
+		runItems(t, &list, "--db", dsn, "app", "manifest", "list")
 		if len(list) != 0 {
 			t.Errorf("manifest list %+v; want []", list)
 		}
@@ -105,7 +97,7 @@ func TestAppManifestAddRefusesInvalidManifests(t *testing.T) {
 }
 
 func TestAppManifestCommands(t *testing.T) {
-	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+	eachDB(t, func(t *testing.T, dsn string) {
 		v3 := writeFile(t, "v3.json", manifestDoc(t, nil))
 		v2 := writeFile(t, "v2.json", manifestDoc(t, map[string]any{"_schemaVersion": "2.0.0"}))
 		other := writeFile(t, "other.json", manifestDoc(t, map[string]any{"app": "tech.flecs.community", "image": "flecs/tech.flecs.community"}))
@@ -127,11 +119,11 @@ func TestAppManifestCommands(t *testing.T) {
 		}
 
 		var list []manifestCLIJSON
-		runJSON(t, &list, "--db", dsn, "app", "manifest", "list", "--app", "tech.flecs.official")
+		runItems(t, &list, "--db", dsn, "app", "manifest", "list", "--app", "tech.flecs.official")
 		if len(list) != 2 || list[0].SchemaVersion == list[1].SchemaVersion || !list[0].Official || list[0].Replaced != nil {
 			t.Errorf("manifest list --app: %+v; want the two official variants", list)
 		}
-		runJSON(t, &list, "--db", dsn, "app", "manifest", "list")
+		runItems(t, &list, "--db", dsn, "app", "manifest", "list")
 		if len(list) != 3 {
 			t.Errorf("manifest list: %d entries; want 3", len(list))
 		}
@@ -151,7 +143,7 @@ func TestAppManifestCommands(t *testing.T) {
 		if removed.Removed != 1 || removed.SchemaVersion != nil {
 			t.Errorf("manifest remove printed %+v", removed)
 		}
-		runJSON(t, &list, "--db", dsn, "app", "manifest", "list")
+		runItems(t, &list, "--db", dsn, "app", "manifest", "list")
 		if len(list) != 1 || list[0].SchemaVersion != "3.0.0" {
 			t.Errorf("manifest list after removes: %+v; want the 3.0.0 variant only", list)
 		}
@@ -160,7 +152,7 @@ func TestAppManifestCommands(t *testing.T) {
 }
 
 func TestAppCredentialsAndTokens(t *testing.T) {
-	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+	eachDB(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		const password = "Registry-Pa55word-7f3a"
 		runFail(t, 1, "not found", "--db", dsn, "app", "credentials", "set", "tech.flecs.official", "--username", "pull", "--password-file", writeFile(t, "pw", password))
@@ -168,9 +160,11 @@ func TestAppCredentialsAndTokens(t *testing.T) {
 		runJSON(t, &m, "--db", dsn, "app", "manifest", "add", writeFile(t, "m.json", manifestDoc(t, nil)), "--official")
 
 		type credsOut struct {
-			App            string `json:"app"`
-			Username       string `json:"username"`
-			CredentialsSet bool   `json:"credentialsSet"`
+			Name           string     `json:"name"`
+			Official       bool       `json:"official"`
+			CredentialsSet bool       `json:"credentialsSet"`
+			CreatedAt      admin.Time `json:"createdAt"`
+			UpdatedAt      admin.Time `json:"updatedAt"`
 		}
 		// From a file (with a trailing newline), then from standard input.
 		for _, args := range [][]string{
@@ -185,7 +179,7 @@ func TestAppCredentialsAndTokens(t *testing.T) {
 				t.Errorf("credentials set printed the password: %s%s", r.stdout, r.stderr)
 			}
 			var out credsOut
-			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out != (credsOut{"tech.flecs.official", "pull-user", true}) {
+			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Name != "tech.flecs.official" || !out.CredentialsSet || !out.Official {
 				t.Errorf("credentials set printed %s (%v)", r.stdout, err)
 			}
 		}
@@ -226,20 +220,12 @@ func TestAppCredentialsAndTokens(t *testing.T) {
 		if c, err := svc.DownloadToken(ctx, act.Session, "tech.flecs.official", "1.0.0"); err != nil || c == nil || c.Password != password {
 			t.Fatalf("download token: %+v, %v", c, err)
 		}
-		type tokenOut struct {
-			ID          int64     `json:"id"`
-			Session     string    `json:"session"`
-			App         string    `json:"app"`
-			Version     string    `json:"version"`
-			Credentials bool      `json:"credentials"`
-			IssuedAt    time.Time `json:"issuedAt"`
-		}
-		var tokens []tokenOut
-		runJSON(t, &tokens, "--db", dsn, "app", "tokens", "list", "--session", strings.ToUpper(act.Session.ID))
+		var tokens []admin.TokenIssuanceJSON
+		runItems(t, &tokens, "--db", dsn, "app", "tokens", "list", "--session", strings.ToUpper(act.Session.ID))
 		if len(tokens) != 1 || tokens[0].Session != act.Session.ID || tokens[0].App != "tech.flecs.official" || !tokens[0].Credentials {
 			t.Errorf("tokens list %+v", tokens)
 		}
-		runJSON(t, &tokens, "--db", dsn, "app", "tokens", "list", "--session", "00000000-0000-4000-8000-000000000000")
+		runItems(t, &tokens, "--db", dsn, "app", "tokens", "list", "--session", "00000000-0000-4000-8000-000000000000")
 		if len(tokens) != 0 {
 			t.Errorf("tokens list of an unknown session: %+v; want []", tokens)
 		}
@@ -248,7 +234,7 @@ func TestAppCredentialsAndTokens(t *testing.T) {
 }
 
 func TestProductAndSubscriptionCommands(t *testing.T) {
-	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+	eachDB(t, func(t *testing.T, dsn string) {
 		type productOutJSON struct {
 			ID            int64   `json:"id"`
 			Name          string  `json:"name"`
@@ -261,7 +247,7 @@ func TestProductAndSubscriptionCommands(t *testing.T) {
 		bad := writeFile(t, "bad.json", `[{"id":1,"name":"A"},{"name":"no id"}]`)
 		runFail(t, 1, `product 1: field "id"`, "--db", dsn, "product", "import", bad)
 		var ps []productOutJSON
-		runJSON(t, &ps, "--db", dsn, "product", "list")
+		runItems(t, &ps, "--db", dsn, "product", "list")
 		if len(ps) != 0 {
 			t.Errorf("products after a refused import: %+v; want none", ps)
 		}
@@ -272,11 +258,11 @@ func TestProductAndSubscriptionCommands(t *testing.T) {
 			{"id":7,"name":"App","average_rating":"4.25","rating_count":4,"store":{"id":791},
 			 "attributes":[{"id":1,"name":"reverse-domain-name","options":["tech.flecs.app"]}]},
 			{"id":8,"name":"Plan","store":{"id":1}}]`)
-		runJSON(t, &ps, "--db", dsn, "product", "import", good)
+		runItems(t, &ps, "--db", dsn, "product", "import", good)
 		if len(ps) != 2 || ps[0].App == nil || *ps[0].App != "tech.flecs.app" || ps[0].AverageRating != 4.25 || ps[0].RatingCount != 4 || ps[1].App != nil {
 			t.Errorf("product import printed %+v", ps)
 		}
-		runJSON(t, &ps, "--db", dsn, "product", "list", "--store", "791")
+		runItems(t, &ps, "--db", dsn, "product", "list", "--store", "791")
 		if len(ps) != 1 || ps[0].ID != 7 || ps[0].StoreID != 791 {
 			t.Errorf("product list --store 791: %+v", ps)
 		}
@@ -285,20 +271,14 @@ func TestProductAndSubscriptionCommands(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("product import -: %d %s", r.code, r.stderr)
 		}
-		runJSON(t, &ps, "--db", dsn, "product", "list")
+		runItems(t, &ps, "--db", dsn, "product", "list")
 		if len(ps) != 2 || ps[1].Name != "Plan 2" {
 			t.Errorf("product list after re-import: %+v", ps)
 		}
 
 		var u userJSON
 		runJSON(t, &u, "--db", dsn, "user", "create", "--username", "u1", "--password", "pw1")
-		type subOut struct {
-			ID        int64     `json:"id"`
-			User      string    `json:"user"`
-			ProductID int64     `json:"productId"`
-			Status    string    `json:"status"`
-			CreatedAt time.Time `json:"createdAt"`
-		}
+		type subOut = admin.SubscriptionJSON
 		var sub subOut
 		runJSON(t, &sub, "--db", dsn, "subscription", "add", "--user", "u1", "--product", "7")
 		if sub.ID <= 0 || sub.User != "u1" || sub.ProductID != 7 || sub.Status != "active" {
@@ -310,7 +290,7 @@ func TestProductAndSubscriptionCommands(t *testing.T) {
 		runFail(t, 1, "status must be one of", "--db", dsn, "subscription", "add", "--user", "u1", "--product", "7", "--status", "gone")
 		runFail(t, 2, "--user and --product", "--db", dsn, "subscription", "add", "--user", "u1")
 		var subs []subOut
-		runJSON(t, &subs, "--db", dsn, "subscription", "list", "--user", "u1")
+		runItems(t, &subs, "--db", dsn, "subscription", "list", "--user", "u1")
 		if len(subs) != 2 || subs[0].ProductID != 7 || subs[1].Status != "cancelled" {
 			t.Errorf("subscription list: %+v", subs)
 		}

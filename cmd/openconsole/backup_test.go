@@ -120,6 +120,7 @@ func TestBackupRefusals(t *testing.T) {
 		t.Errorf("backup of a missing database created it (stat: %v)", err)
 	}
 	// The directory of the copy must exist; nothing is left behind on failure.
+	initDB(t, dsn)
 	var lic licenseJSONOut
 	runJSON(t, &lic, "--db", dsn, "license", "create")
 	dir := t.TempDir()

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"iter"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 
 	"openconsole"
@@ -27,6 +26,10 @@ type cliEnv struct {
 	stdout io.Writer
 	stderr io.Writer
 	db     string
+	// server and tokenFile name a server to send admin commands to (client.go).
+	server, tokenFile string
+	// create lets open create a database that does not exist (serve, init).
+	create bool
 }
 
 func (e *cliEnv) usageErr(format string, args ...any) int {
@@ -41,7 +44,7 @@ func (e *cliEnv) fail(err error) int {
 	return 1
 }
 
-// flags returns a FlagSet for a command, with --db.
+// flags returns a FlagSet for a command, with the global flags --db, --server and --token-file.
 func (e *cliEnv) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
@@ -51,13 +54,35 @@ func (e *cliEnv) flags(name string) *flag.FlagSet {
 		e.db = v
 		return nil
 	})
+	fs.Func("server", "send the command to this server, http(s)://HOST:PORT (env OPENCONSOLE_SERVER)", func(v string) error {
+		e.server = v
+		return nil
+	})
+	fs.Func("token-file", "with --server: the file holding an API token (default: env OPENCONSOLE_TOKEN)", func(v string) error {
+		e.tokenFile = v
+		return nil
+	})
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of openconsole %s:\n", fs.Name())
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
 // parse parses args, allowing flags after positional arguments too, and checks the number of
 // positional arguments. When it returns false the command should exit with the returned code:
-// 0 after -h, 2 on a usage error.
+// 0 after -h or --help (the help goes to stdout), 2 on a usage error (its message to stderr).
 func (e *cliEnv) parse(fs *flag.FlagSet, args []string, positional int) ([]string, int, bool) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(e.stdout)
+			fs.Usage()
+			return nil, 0, false
+		}
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -87,8 +112,16 @@ func (e *cliEnv) dsn() string {
 	return e.db
 }
 
-// open opens the store and a service on it. Call the returned function when done.
+// open opens the store and a service on it. Call the returned function when done. A SQLite
+// database that does not exist is created only by the commands that set e.create (serve, init):
+// for any other, a mistyped path is "no database", not a new empty one.
 func (e *cliEnv) open(storeOpts sqlstore.Options, opts openconsole.Options) (*openconsole.Service, *sqlstore.Store, func(), error) {
+	if dsn := e.dsn(); !isPostgres(dsn) && !e.create {
+		file := strings.TrimPrefix(dsn, "sqlite:")
+		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+			return nil, nil, nil, fmt.Errorf("no database at %s (openconsole init creates one; serve does too)", file)
+		}
+	}
 	st, err := sqlstore.Open(e.ctx, e.dsn(), storeOpts)
 	if err != nil {
 		return nil, nil, nil, err
@@ -192,64 +225,3 @@ func scrubSecrets(msg, dsn string) string {
 	return msg
 }
 
-// withService opens the store and a service with opts, runs fn with it, and prints what fn returns
-// as JSON, or fails with fn's error: the shape of every admin command.
-func (e *cliEnv) withService(opts openconsole.Options, fn func(svc *openconsole.Service) (any, error)) int {
-	opts.OneShot = true
-	svc, _, done, err := e.open(sqlstore.Options{}, opts)
-	if err != nil {
-		return e.fail(err)
-	}
-	defer done()
-	out, err := fn(svc)
-	if err != nil {
-		return e.fail(err)
-	}
-	return e.print(out)
-}
-
-// printList writes a listing as {"items": [...], "nextCursor": ...} while it reads it, so that
-// memory does not grow with the listing. seq yields at most limit+1 items when limit > 0: the
-// extra one only says that there is a next page, whose cursor is that of the last item printed.
-func printList[T any](e *cliEnv, seq iter.Seq2[T, error], limit int, item func(T) any, cursor func(T) string) int {
-	w := bufio.NewWriterSize(e.stdout, 64<<10)
-	n := 0
-	var last T
-	next := ""
-	for x, err := range seq {
-		if err != nil {
-			w.Flush()
-			return e.fail(err)
-		}
-		if limit > 0 && n == limit {
-			next = cursor(last)
-			break
-		}
-		b, err := json.MarshalIndent(item(x), "    ", "  ")
-		if err != nil {
-			return e.fail(err)
-		}
-		if n == 0 {
-			w.WriteString("{\n  \"items\": [\n    ")
-		} else {
-			w.WriteString(",\n    ")
-		}
-		w.Write(b)
-		last = x
-		n++
-	}
-	if n == 0 {
-		w.WriteString("{\n  \"items\": [")
-	} else {
-		w.WriteString("\n  ")
-	}
-	nc := []byte("null")
-	if next != "" {
-		nc, _ = json.Marshal(next)
-	}
-	fmt.Fprintf(w, "],\n  \"nextCursor\": %s\n}\n", nc)
-	if err := w.Flush(); err != nil {
-		return e.fail(err)
-	}
-	return 0
-}

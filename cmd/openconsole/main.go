@@ -10,6 +10,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"openconsole"
+	"openconsole/sqlstore"
 )
 
 func main() {
@@ -18,22 +21,43 @@ func main() {
 	os.Exit(Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-const usage = `Usage: openconsole [--db DSN] COMMAND [FLAGS]
+const usage = `Usage: openconsole [--db DSN] [--server URL [--token-file FILE]] COMMAND [FLAGS]
 
 The database is chosen by --db or OPENCONSOLE_DB: sqlite:PATH (or a plain path) or
-postgres://USER:PASS@HOST:PORT/DB; the default is ./openconsole.db.
+postgres://USER:PASS@HOST:PORT/DB; the default is ./openconsole.db. Only serve and init create a
+database that does not exist.
+
+Admin commands go to the operator API: of the server named by --server (or OPENCONSOLE_SERVER),
+with an API token from --token-file or OPENCONSOLE_TOKEN; else of the server running on the
+database, through its local admin socket; else of this process, on the database itself.
 
 Commands:
-  serve [--addr HOST:PORT] [--session-ttl DURATION] [--token-ttl DURATION] [--default-store ID]
-  user create --username U (--password P | --password-stdin) [--email E] [--display-name N] [--vendor] [--whitelabeled]
-  license create [--owner USERNAME] [--activations N] [--expires RFC3339] [--key KEY]
-  license list [--limit N] [--after CURSOR]
-  license revoke KEY
+  serve [FLAGS]                       (openconsole serve --help lists them)
+  init                                create the database (and its schema)
+  user create --username U (--password P | --password-stdin) [--email E] [--display-name N]
+              [--vendor] [--whitelabeled] [--role admin|operator|reader]
+  user update USERNAME [--password-stdin] [--email E] [--display-name N] [--vendor=BOOL]
+              [--whitelabeled=BOOL] [--disabled=BOOL] [--role ROLE|none] [--if-version V]
+  user list [--limit N] [--after CURSOR]
+  user show USERNAME
+  license create [--seats N] [--owner USERNAME] [--expires TIME [--allow-past]] [--key KEY]
+                 [--note TEXT] [--metadata JSON] [--idempotency-key K]
+  license list [--status S] [--owner U] [--search Q] [--limit N] [--after CURSOR]
+  license show KEY
+  license update KEY [--seats N] [--expires TIME|never] [--owner U|none] [--note TEXT]
+                 [--metadata JSON] [--if-version V]
+  license suspend|resume|revoke KEY [--if-version V]
   serial register --serial SN --model M --manufacturer NAME --manufacturer-id N --date YYYY-MM-DD
-  session list [--license KEY] [--limit N] [--after CURSOR]
+  serial list [--limit N] [--after CURSOR]
+  session list [--license KEY] [--live true|false] [--limit N] [--after CURSOR]
+  session show ID
   session revoke ID
-  jwt rotate [--drop-old]
+  token create --name NAME --role admin|operator|reader [--expires DURATION]
+  token list
+  token revoke ID
+  stats
   check [--repair]                    (verify every license's seat bookkeeping against its sessions)
+  jwt rotate [--drop-old]
   backup --out FILE
   app manifest add FILE [--official[=false]]
   app manifest list [--app APP]
@@ -45,33 +69,42 @@ Commands:
   subscription add --user U --product ID [--status active]
   subscription list [--user U]
 
-Every admin command prints JSON on stdout and exits non-zero with a message on stderr on error.
+Every command prints JSON on stdout; on error it prints a message on stderr and exits 1 (2 for a
+usage error). --help after any command prints its flags.
 `
 
 // Run runs the command line args (without the program name) and returns the exit code: 0 on
 // success, 1 on failure, 2 on a usage error.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	env := &cliEnv{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, db: os.Getenv("OPENCONSOLE_DB")}
-	// A --db before the command applies to it; one after it is parsed with the command's flags.
+	env := &cliEnv{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, db: os.Getenv("OPENCONSOLE_DB"),
+		server: os.Getenv("OPENCONSOLE_SERVER")}
+	// A global flag before the command applies to it; one after it is parsed with the command's flags.
+	globals := map[string]*string{"db": &env.db, "server": &env.server, "token-file": &env.tokenFile}
+next:
 	for len(args) > 0 {
-		v, inline, ok := cutFlag(args[0], "db")
-		if !ok {
-			break
-		}
-		if !inline {
-			if len(args) < 2 {
-				return env.usageErr("flag needs an argument: --db")
+		for name, dst := range globals {
+			v, inline, ok := cutFlag(args[0], name)
+			if !ok {
+				continue
 			}
-			// Take the value from the next argument; the flag itself is dropped below.
-			v, args = args[1], args[1:]
+			if !inline {
+				if len(args) < 2 {
+					return env.usageErr("flag needs an argument: --%s", name)
+				}
+				// Take the value from the next argument; the flag itself is dropped below.
+				v, args = args[1], args[1:]
+			}
+			*dst, args = v, args[1:]
+			continue next
 		}
-		env.db, args = v, args[1:]
+		break
 	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
@@ -124,15 +157,29 @@ func hasSubcommands(group string) bool {
 
 var commands = map[string]func(*cliEnv, []string) int{
 	"serve":           cmdServe,
+	"init":            cmdInit,
 	"user create":     cmdUserCreate,
+	"user update":     cmdUserUpdate,
+	"user list":       cmdUserList,
+	"user show":       cmdUserShow,
 	"license create":  cmdLicenseCreate,
 	"license list":    cmdLicenseList,
-	"license revoke":  cmdLicenseRevoke,
+	"license show":    cmdLicenseShow,
+	"license update":  cmdLicenseUpdate,
+	"license suspend": cmdLicenseAction("suspend"),
+	"license resume":  cmdLicenseAction("resume"),
+	"license revoke":  cmdLicenseAction("revoke"),
 	"serial register": cmdSerialRegister,
+	"serial list":     cmdSerialList,
 	"session list":    cmdSessionList,
+	"session show":    cmdSessionShow,
 	"session revoke":  cmdSessionRevoke,
-	"jwt rotate":      cmdJWTRotate,
+	"token create":    cmdTokenCreate,
+	"token list":      cmdTokenList,
+	"token revoke":    cmdTokenRevoke,
+	"stats":           cmdStats,
 	"check":           cmdCheck,
+	"jwt rotate":      cmdJWTRotate,
 	"backup":          cmdBackup,
 
 	"app manifest add":    cmdAppManifestAdd,
@@ -144,4 +191,23 @@ var commands = map[string]func(*cliEnv, []string) int{
 	"product list":        cmdProductList,
 	"subscription add":    cmdSubscriptionAdd,
 	"subscription list":   cmdSubscriptionList,
+}
+
+// cmdInit creates the database and its schema (and the first JWT signing key), or brings an
+// existing one up to date.
+func cmdInit(e *cliEnv, args []string) int {
+	fs := e.flags("init")
+	if _, code, ok := e.parse(fs, args, 0); !ok {
+		return code
+	}
+	e.create = true
+	_, st, done, err := e.open(sqlstore.Options{}, openconsole.Options{OneShot: true})
+	if err != nil {
+		return e.fail(err)
+	}
+	defer done()
+	return e.print(struct {
+		Database string `json:"database"`
+		Engine   string `json:"engine"`
+	}{redactDSN(e.dsn()), st.Engine()})
 }

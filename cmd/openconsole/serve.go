@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"openconsole"
+	"openconsole/admin"
 	"openconsole/api"
 	"openconsole/sqlstore"
 )
@@ -53,6 +54,7 @@ func cmdServe(e *cliEnv, args []string) int {
 		return e.usageErr("--session-ttl must not be negative")
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	e.create = true
 	svc, st, closeAll, err := e.open(
 		sqlstore.Options{MaxConns: *maxConns, StatementTimeout: *stmtTimeout, ConnectTimeout: *connTimeout},
 		openconsole.Options{SessionTTL: *sessionTTL, TokenTTL: *tokenTTL, Logger: log, Limits: &limits})
@@ -65,8 +67,10 @@ func cmdServe(e *cliEnv, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
+	console := api.New(svc, log, append(apiOpts, api.WithClientIPHeader(*clientIPHeader), api.WithMaxInFlight(*maxInFlight))...)
+	operator := admin.New(svc, log, admin.WithClientIPHeader(*clientIPHeader))
 	srv := &http.Server{
-		Handler:           api.New(svc, log, append(apiOpts, api.WithClientIPHeader(*clientIPHeader), api.WithMaxInFlight(*maxInFlight))...),
+		Handler:           mainHandler(console, operator),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -79,6 +83,10 @@ func cmdServe(e *cliEnv, args []string) int {
 		go func() {
 			log.Warn("debug server stopped", "err", http.ListenAndServe(*debugAddr, http.DefaultServeMux))
 		}()
+	}
+	sock, err := serveAdminSocket(e.dsn(), operator, log)
+	if err != nil {
+		return e.fail(err)
 	}
 	log.Info("openconsole listening", "addr", ln.Addr().String(), "db", redactDSN(e.dsn()), "engine", st.Engine())
 
@@ -97,7 +105,19 @@ func cmdServe(e *cliEnv, args []string) int {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown", "err", err)
 	}
+	sock.close(sctx)
 	return 0
+}
+
+// mainHandler serves the operator API under its prefix and the FLECS Console API everywhere else.
+func mainHandler(console, operator http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == admin.Prefix || strings.HasPrefix(p, admin.Prefix+"/") {
+			operator.ServeHTTP(w, r)
+			return
+		}
+		console.ServeHTTP(w, r)
+	})
 }
 
 func limitUsage(what string, def openconsole.Limit) string {

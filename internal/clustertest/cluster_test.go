@@ -180,7 +180,7 @@ func TestTwoServersOneDatabase(t *testing.T) {
 				t.Fatal("fresh session invalid")
 			}
 		}
-		if err := admin.svc.RevokeSession(ctx, r.id); err != nil {
+		if _, err := admin.svc.RevokeSession(ctx, r.id); err != nil {
 			t.Fatal(err)
 		}
 		revokedAt := time.Now()
@@ -188,7 +188,7 @@ func TestTwoServersOneDatabase(t *testing.T) {
 		if v, _ := validate(a, other.id); !v.valid {
 			t.Error("revoking one session invalidated another")
 		}
-		if err := admin.svc.RevokeLicense(ctx, lic.Key); err != nil {
+		if _, err := admin.svc.RevokeLicense(ctx, lic.Key, 0); err != nil {
 			t.Fatal(err)
 		}
 		waitInvalid(t, nodes, other.id, time.Now())
@@ -376,7 +376,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 
 // allSessions lists every session of a license.
 func allSessions(svc *openconsole.Service, key string) ([]openconsole.SessionState, error) {
-	seq, err := svc.Sessions(context.Background(), key, openconsole.SessionCursor{}, 0)
+	seq, err := svc.Sessions(context.Background(), openconsole.SessionFilter{License: key})
 	if err != nil {
 		return nil, err
 	}
