@@ -298,12 +298,12 @@ func (s *Service) CreateLicense(ctx context.Context, in LicenseInput) (License, 
 
 // LicensePatch is a change of a license; nil fields stay as they are.
 type LicensePatch struct {
-	Seats       *int
-	ExpiresAt   *time.Time // the zero time clears the expiry
-	Owner       *string    // "" clears the owner
-	Note        *string
-	Metadata    []byte // nil: unchanged; a JSON object replaces the metadata
-	IfVersion   int64  // when not 0, the change is refused (ErrChanged) unless the license is at this version
+	Seats     *int
+	ExpiresAt *time.Time // the zero time clears the expiry
+	Owner     *string    // "" clears the owner
+	Note      *string
+	Metadata  []byte // nil: unchanged; a JSON object replaces the metadata
+	IfVersion int64  // when not 0, the change is refused (ErrChanged) unless the license is at this version
 }
 
 // UpdateLicense changes a license. Lowering its seats below the seats taken is allowed: live

@@ -35,10 +35,14 @@ func NewLogLimiter(log *slog.Logger) *LogLimiter {
 
 // Warn logs msg at warning level with err and attrs, unless msg was logged less than an interval
 // ago; the line that is logged says how many times it happened ("times").
-func (l *LogLimiter) Warn(msg string, err error, attrs ...any) { l.emit(slog.LevelWarn, msg, err, attrs) }
+func (l *LogLimiter) Warn(msg string, err error, attrs ...any) {
+	l.emit(slog.LevelWarn, msg, err, attrs)
+}
 
 // Error is Warn at error level.
-func (l *LogLimiter) Error(msg string, err error, attrs ...any) { l.emit(slog.LevelError, msg, err, attrs) }
+func (l *LogLimiter) Error(msg string, err error, attrs ...any) {
+	l.emit(slog.LevelError, msg, err, attrs)
+}
 
 func (l *LogLimiter) emit(level slog.Level, msg string, err error, attrs []any) {
 	l.mu.Lock()

@@ -431,9 +431,9 @@ func (s *Server) listSerials(w http.ResponseWriter, r *http.Request, p openconso
 }
 
 type serialRequest struct {
-	SerialNumber    *string `json:"serialNumber"`
-	Model           *string `json:"model"`
-	Manufacturer    *struct {
+	SerialNumber *string `json:"serialNumber"`
+	Model        *string `json:"model"`
+	Manufacturer *struct {
 		Name *string `json:"name"`
 		ID   *int64  `json:"id"`
 	} `json:"manufacturer"`

@@ -394,4 +394,3 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]opencons
 func (s *Store) PruneChanges(ctx context.Context, before time.Time) error {
 	return s.Update(ctx, func(tx openconsole.Tx) error { return tx.PruneChanges(before) })
 }
-

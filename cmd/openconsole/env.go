@@ -224,4 +224,3 @@ func scrubSecrets(msg, dsn string) string {
 	}
 	return msg
 }
-
