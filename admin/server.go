@@ -44,7 +44,11 @@ type Server struct {
 	authenticators []Authenticator
 	clientIPHeader string
 	failures       *failureLog
+	patterns       []string // "METHOD /path" of every route, for Routes
 }
+
+// Routes lists the routes the server serves, as "METHOD /path" under Prefix.
+func (s *Server) Routes() []string { return append([]string(nil), s.patterns...) }
 
 // Option configures a Server.
 type Option func(*Server)
@@ -88,6 +92,7 @@ type handler func(w http.ResponseWriter, r *http.Request, p openconsole.Principa
 // route serves pattern ("METHOD /path" under Prefix) to principals with at least role need.
 func (s *Server) route(pattern string, need openconsole.Role, h handler) {
 	method, path, _ := strings.Cut(pattern, " ")
+	s.patterns = append(s.patterns, pattern)
 	s.mux.HandleFunc(method+" "+Prefix+path, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
 		if err == nil && !p.Role.Allows(need) {
