@@ -401,6 +401,11 @@ func TestIdempotency(t *testing.T) {
 			if again.status != 201 || !bytes.Equal(again.body, first.body) || again.header.Get("Idempotent-Replayed") != "true" {
 				t.Errorf("replay %d: %d %s (replayed %q), want the first answer", i, again.status, again.body, again.header.Get("Idempotent-Replayed"))
 			}
+			for _, h := range []string{"ETag", "Location"} {
+				if again.header.Get(h) != first.header.Get(h) || first.header.Get(h) == "" {
+					t.Errorf("replay %d: %s %q, the first answer had %q", i, h, again.header.Get(h), first.header.Get(h))
+				}
+			}
 		}
 		a := e.as(t, op, "POST", "/licenses", map[string]any{"seats": 4}, "Idempotency-Key", "order-1001")
 		want(t, a, http.StatusUnprocessableEntity)

@@ -233,7 +233,7 @@ func writeProblem(w http.ResponseWriter, status int, code, title, detail string)
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var replay *openconsole.Replayed
 	if errors.As(err, &replay) {
-		w.Header().Set("Idempotent-Replayed", "true")
+		replayHeaders(w, r, replay)
 		writeRaw(w, replay.Status, replay.Body)
 		return
 	}
@@ -248,6 +248,33 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.failures.record(r, err)
 	writeProblem(w, http.StatusInternalServerError, openconsole.EINTERNAL, "Internal server error", "")
+}
+
+// replayHeaders sets on a replayed answer the headers the first answer had besides its body: the
+// ETag of the resource's version, and for a creation its Location.
+func replayHeaders(w http.ResponseWriter, r *http.Request, replay *openconsole.Replayed) {
+	h := w.Header()
+	h.Set("Idempotent-Replayed", "true")
+	var res struct {
+		Version  *int64
+		Key      string
+		Username string
+	}
+	if json.Unmarshal(replay.Body, &res) != nil {
+		return
+	}
+	if res.Version != nil {
+		h.Set("ETag", etag(*res.Version))
+	}
+	if replay.Status != http.StatusCreated {
+		return
+	}
+	switch {
+	case r.URL.Path == Prefix+"/licenses" && res.Key != "":
+		h.Set("Location", Prefix+"/licenses/"+urlSegment(res.Key))
+	case r.URL.Path == Prefix+"/users" && res.Username != "":
+		h.Set("Location", Prefix+"/users/"+urlSegment(res.Username))
+	}
 }
 
 // writeJSON answers v as JSON.
