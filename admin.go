@@ -565,8 +565,3 @@ func firstError(err error) error {
 	}
 	return err
 }
-
-// Audit yields the audit entries q selects, in order, streaming.
-func (s *Service) Audit(ctx context.Context, q AuditQuery) iter.Seq2[AuditEntry, error] {
-	return s.store.ListAudit(ctx, q)
-}

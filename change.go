@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Every administrative change goes through mutate: it runs the change in one write transaction
@@ -25,6 +27,9 @@ type AuditEntry struct {
 	// password, no token secret, no full license key.
 	Before []byte
 	After  []byte
+	// LeafHash is the hash of the entry's leaf stored in the audit tree when it was appended (read
+	// back with the entry; zero if none is stored).
+	LeafHash tlog.Hash
 }
 
 // AuditRecord is what a change says about itself for its AuditEntry; an empty Action records
@@ -125,7 +130,7 @@ func mutate[T any](s *Service, ctx context.Context, fn func(tx Tx, now time.Time
 		if rec.Action != "" {
 			e := AuditEntry{At: now, Actor: actor, Action: rec.Action, Target: rec.Target,
 				Before: jsonObject(rec.Before), After: jsonObject(rec.After)}
-			if _, err := tx.AppendAudit(e); err != nil {
+			if _, err := appendAudit(tx, e); err != nil {
 				return zero, err
 			}
 		}

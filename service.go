@@ -34,6 +34,10 @@ type Options struct {
 	// OneShot is for a short-lived process such as a CLI command: no background work (no change-log
 	// polling, sweeps or maintenance) and no validate cache; activity is written at Close.
 	OneShot bool
+	// AuditKey is the key that signs the audit log's checkpoints, in note's signer encoding (the
+	// content of serve --audit-key-file); empty: the key held in the database, created on first
+	// start.
+	AuditKey string
 }
 
 // Service holds the business rules of OpenConsole. It is safe for concurrent use; Close it to write
@@ -48,6 +52,8 @@ type Service struct {
 	keys       atomic.Pointer[keyring]
 	keysMu     sync.Mutex    // serialises reloads of keys
 	keysLoaded time.Duration // clock.elapsed of the last reload
+
+	audit *auditLog
 
 	limits limiters
 	logs   *LogLimiter
@@ -94,6 +100,9 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 	}
 	s.keysLoaded = -time.Hour
 	if err := s.loadKeys(ctx, s.clock.elapsed(c.Now())); err != nil {
+		return nil, err
+	}
+	if err := s.initAudit(ctx, opts.AuditKey); err != nil {
 		return nil, err
 	}
 	if err := s.live.start(ctx); err != nil {
@@ -164,6 +173,13 @@ func (s *Service) startBackground() {
 			s.logs.Warn("refresh signing keys", err)
 		}
 	})
+	if s.audit.signer != nil {
+		s.every(AuditSigningInterval, 10*time.Second, func(ctx context.Context) {
+			if err := s.maybeSignAudit(ctx); err != nil {
+				s.logs.Warn("sign audit checkpoint", err)
+			}
+		})
+	}
 	s.every(10*time.Minute, time.Minute, func(ctx context.Context) {
 		now := s.clock.Now()
 		s.limits.sweep(now)

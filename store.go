@@ -4,6 +4,8 @@ import (
 	"context"
 	"iter"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Store keeps OpenConsole's state. Methods return ErrNotFound (code ENOTFOUND) for a missing row and
@@ -55,6 +57,16 @@ type Store interface {
 	Stats(ctx context.Context, now time.Time) (Stats, error)
 	// ListAudit yields the audit entries q selects in sequence order, streaming.
 	ListAudit(ctx context.Context, q AuditQuery) iter.Seq2[AuditEntry, error]
+	// AuditSize returns the number of audit entries.
+	AuditSize(ctx context.Context) (int64, error)
+	// AuditHashes returns the audit tree's stored hashes at the given indexes (tlog's numbering),
+	// in that order; ErrNotFound when one is not stored.
+	AuditHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	// AuditCheckpoint returns the signed checkpoint of the given tree size, or the latest when size
+	// is negative; ErrNotFound when there is none.
+	AuditCheckpoint(ctx context.Context, size int64) (AuditCheckpoint, error)
+	// AuditKeys returns every audit key, in the order they were added.
+	AuditKeys(ctx context.Context) ([]AuditKey, error)
 	// SigningKeys returns every JWT signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 
@@ -269,8 +281,22 @@ type Tx interface {
 	PutIdempotency(r IdempotencyRecord) error
 	// PruneIdempotency forgets answers kept before the given time.
 	PruneIdempotency(before time.Time) error
-	// AppendAudit appends an entry to the audit log, with the next sequence number, and returns it.
-	AppendAudit(e AuditEntry) (AuditEntry, error)
+	// AuditSize returns the number of audit entries: the next entry's sequence number.
+	AuditSize() (int64, error)
+	// AuditHashes returns the audit tree's stored hashes at the given indexes (tlog's numbering),
+	// in that order; ErrNotFound when one is not stored.
+	AuditHashes(indexes []int64) ([]tlog.Hash, error)
+	// AppendAudit stores an audit entry (its Seq set) and the tree hashes its leaf adds, at the
+	// stored hash indexes from start on.
+	AppendAudit(e AuditEntry, start int64, hashes []tlog.Hash) error
+	// AuditKeys returns every audit key, in the order they were added.
+	AuditKeys() ([]AuditKey, error)
+	// AddAuditKey stores an audit key; one whose verifier is stored already is kept as it is.
+	AddAuditKey(k AuditKey) error
+	// ForgetAuditSigners erases every audit private key held in the database.
+	ForgetAuditSigners() error
+	// PutAuditCheckpoint stores a signed checkpoint; one of a size stored already is kept.
+	PutAuditCheckpoint(c AuditCheckpoint) error
 
 	// CreateUser stores a new user and returns it with its id; ECONFLICT if the username is taken.
 	CreateUser(u User) (User, error)

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"openconsole"
 )
 
@@ -221,6 +223,8 @@ type AuditJSON struct {
 	Target string          `json:"target"`
 	Before json.RawMessage `json:"before"`
 	After  json.RawMessage `json:"after"`
+	// LeafHash is the hash of the entry's leaf that the tree stored when the entry was appended.
+	LeafHash *string `json:"leafHash"`
 }
 
 // ActorJSON is who made a change.
@@ -232,8 +236,106 @@ type ActorJSON struct {
 
 // Audit renders an audit entry.
 func Audit(e openconsole.AuditEntry) AuditJSON {
-	return AuditJSON{Seq: e.Seq, At: Time(e.At), Actor: ActorJSON{e.Actor.Kind, e.Actor.Name, e.Actor.Addr}, Action: e.Action,
-		Target: e.Target, Before: json.RawMessage(e.Before), After: json.RawMessage(e.After)}
+	j := AuditJSON{Seq: e.Seq, At: Time(e.At), Actor: ActorJSON{e.Actor.Kind, e.Actor.Name, e.Actor.Addr}, Action: e.Action,
+		Target: e.Target, Before: openconsole.JSONOrString(e.Before), After: openconsole.JSONOrString(e.After)}
+	if e.LeafHash != (tlog.Hash{}) {
+		h := openconsole.HashString(e.LeafHash)
+		j.LeafHash = &h
+	}
+	return j
+}
+
+// AuditEntryFrom is the entry an AuditJSON shows (without its stored leaf hash), from which a
+// verifier recomputes the leaf.
+func AuditEntryFrom(j AuditJSON) openconsole.AuditEntry {
+	return openconsole.AuditEntry{Seq: j.Seq, At: time.Time(j.At), Actor: openconsole.Actor{Kind: j.Actor.Kind,
+		Name: j.Actor.Name, Addr: j.Actor.Addr}, Action: j.Action, Target: j.Target, Before: j.Before, After: j.After}
+}
+
+// AuditKeyJSON describes the audit log's keys.
+type AuditKeyJSON struct {
+	Origin    string   `json:"origin"`
+	Verifier  string   `json:"verifier"`
+	Held      string   `json:"held"`
+	Verifiers []string `json:"verifiers"`
+}
+
+// AuditKey renders the audit key description.
+func AuditKey(k openconsole.AuditKeyInfo) AuditKeyJSON {
+	j := AuditKeyJSON{Origin: k.Origin, Verifier: k.Verifier, Held: k.Held, Verifiers: k.Verifiers}
+	if j.Verifiers == nil {
+		j.Verifiers = []string{}
+	}
+	return j
+}
+
+// CheckpointJSON is a signed checkpoint of the audit tree.
+type CheckpointJSON struct {
+	Size     int64  `json:"size"`
+	RootHash string `json:"rootHash"`
+	SignedAt Time   `json:"signedAt"`
+	// Note is the signed note: origin, size and root hash on three lines, a blank line, and the
+	// signature line. Verify it before relying on Size and RootHash.
+	Note string `json:"note"`
+}
+
+// Checkpoint renders a checkpoint.
+func Checkpoint(c openconsole.AuditCheckpoint) CheckpointJSON {
+	return CheckpointJSON{Size: c.Size, RootHash: openconsole.HashString(c.Root), SignedAt: Time(c.SignedAt), Note: string(c.Note)}
+}
+
+// InclusionJSON proves that an entry is in a tree.
+type InclusionJSON struct {
+	Seq      int64     `json:"seq"`
+	Size     int64     `json:"size"`
+	Entry    AuditJSON `json:"entry"`
+	Leaf     string    `json:"leaf"` // the bytes the leaf hashes (the entry's canonical JSON)
+	LeafHash string    `json:"leafHash"`
+	RootHash string    `json:"rootHash"`
+	// Proof is the audit path from the leaf up, as RFC 6962 defines it.
+	Proof      []string `json:"proof"`
+	Checkpoint *string  `json:"checkpoint"` // the signed checkpoint of Size, if one was signed
+}
+
+// Inclusion renders an inclusion proof.
+func Inclusion(in openconsole.AuditInclusion) InclusionJSON {
+	return InclusionJSON{Seq: in.Entry.Seq, Size: in.Size, Entry: Audit(in.Entry), Leaf: string(in.Leaf),
+		LeafHash: openconsole.HashString(tlog.RecordHash(in.Leaf)), RootHash: openconsole.HashString(in.Root),
+		Proof: hashStrings(in.Proof), Checkpoint: noteOrNil(in.Checkpoint)}
+}
+
+// ConsistencyJSON proves that a tree extends a smaller one.
+type ConsistencyJSON struct {
+	From           int64    `json:"from"`
+	To             int64    `json:"to"`
+	FromRootHash   string   `json:"fromRootHash"`
+	ToRootHash     string   `json:"toRootHash"`
+	Proof          []string `json:"proof"` // as RFC 6962 defines it
+	FromCheckpoint *string  `json:"fromCheckpoint"`
+	ToCheckpoint   *string  `json:"toCheckpoint"`
+}
+
+// Consistency renders a consistency proof.
+func Consistency(c openconsole.AuditConsistency) ConsistencyJSON {
+	return ConsistencyJSON{From: c.From, To: c.To, FromRootHash: openconsole.HashString(c.FromRoot),
+		ToRootHash: openconsole.HashString(c.ToRoot), Proof: hashStrings(c.Proof),
+		FromCheckpoint: noteOrNil(c.FromCheckpoint), ToCheckpoint: noteOrNil(c.ToCheckpoint)}
+}
+
+func hashStrings(hs []tlog.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = openconsole.HashString(h)
+	}
+	return out
+}
+
+func noteOrNil(b []byte) *string {
+	if len(b) == 0 {
+		return nil
+	}
+	s := string(b)
+	return &s
 }
 
 // Page is a page of a listing.

@@ -26,6 +26,7 @@ import (
 // Prefix is where the operator API is served.
 const Prefix = "/api/openconsole/v1"
 
+//go:generate python3 openapi.py
 //go:embed openapi.json
 var openapiDoc []byte
 

@@ -133,17 +133,6 @@ func (t *txn) PruneIdempotency(before time.Time) error {
 	return err
 }
 
-func (t *txn) AppendAudit(e openconsole.AuditEntry) (openconsole.AuditEntry, error) {
-	// Write transactions run one at a time (see Update), so the next number is taken by no one else.
-	if err := t.queryRow(`SELECT COALESCE(MAX(seq), -1) + 1 FROM audit_entries`).Scan(&e.Seq); err != nil {
-		return e, err
-	}
-	_, err := t.exec(`INSERT INTO audit_entries (seq, at, actor_kind, actor_name, addr, action, target, before, after)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, ms(e.At), e.Actor.Kind, e.Actor.Name, e.Actor.Addr, e.Action, e.Target, string(e.Before), string(e.After))
-	return e, err
-}
-
 const auditCols = `seq, at, actor_kind, actor_name, addr, action, target, before, after`
 
 func scanAudit(row interface{ Scan(...any) error }) (openconsole.AuditEntry, error) {

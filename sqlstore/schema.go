@@ -27,6 +27,8 @@ func (s *Store) schema(ctx context.Context) ([]string, error) {
 			return "text"
 		case strings.Contains(t, "bool"):
 			return "bool"
+		case t == "blob" || t == "bytea":
+			return "bytes"
 		case strings.Contains(t, "real") || strings.Contains(t, "double") || strings.Contains(t, "numeric"):
 			return "real"
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -958,21 +957,7 @@ func TestServeInProcess(t *testing.T) {
 }
 
 // execSQL runs a statement on the database at dsn behind OpenConsole's back, to corrupt it.
-func execSQL(t *testing.T, dsn, query string) {
-	t.Helper()
-	driver, name := "pgx", dsn
-	if strings.HasPrefix(dsn, "sqlite:") {
-		driver, name = "sqlite", strings.TrimPrefix(dsn, "sqlite:")
-	}
-	db, err := sql.Open(driver, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(query); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
+func execSQL(t *testing.T, dsn, query string) { t.Helper(); sqlstoretest.Exec(t, dsn, query) }
 
 // TestCheckCommand: openconsole check finds seat bookkeeping that disagrees with the sessions,
 // exits 1 and names the license; --repair sets it right in one go, after which check passes.

@@ -59,6 +59,12 @@ Commands:
   check [--repair]                    (verify every license's seat bookkeeping against its sessions)
   jwt rotate [--drop-old]
   backup --out FILE
+  audit list [--after SEQ] [--action A] [--target T] [--actor NAME] [--limit N]
+  audit export [--after SEQ]          (every entry as a JSON line)
+  audit checkpoint [--out FILE]       (the latest signed checkpoint; --out saves it for audit verify)
+  audit verify [--checkpoint FILE]... [--key VERIFIER]...
+  audit key [--key-file FILE]         (the verifier key that checks checkpoints)
+  audit keygen --out FILE [--name NAME]   (a signing key for serve --audit-key-file)
   app manifest add FILE [--official[=false]]
   app manifest list [--app APP]
   app manifest remove APP VERSION [--schema-version V]
@@ -156,31 +162,37 @@ func hasSubcommands(group string) bool {
 }
 
 var commands = map[string]func(*cliEnv, []string) int{
-	"serve":           cmdServe,
-	"init":            cmdInit,
-	"user create":     cmdUserCreate,
-	"user update":     cmdUserUpdate,
-	"user list":       cmdUserList,
-	"user show":       cmdUserShow,
-	"license create":  cmdLicenseCreate,
-	"license list":    cmdLicenseList,
-	"license show":    cmdLicenseShow,
-	"license update":  cmdLicenseUpdate,
-	"license suspend": cmdLicenseAction("suspend"),
-	"license resume":  cmdLicenseAction("resume"),
-	"license revoke":  cmdLicenseAction("revoke"),
-	"serial register": cmdSerialRegister,
-	"serial list":     cmdSerialList,
-	"session list":    cmdSessionList,
-	"session show":    cmdSessionShow,
-	"session revoke":  cmdSessionRevoke,
-	"token create":    cmdTokenCreate,
-	"token list":      cmdTokenList,
-	"token revoke":    cmdTokenRevoke,
-	"stats":           cmdStats,
-	"check":           cmdCheck,
-	"jwt rotate":      cmdJWTRotate,
-	"backup":          cmdBackup,
+	"serve":            cmdServe,
+	"init":             cmdInit,
+	"user create":      cmdUserCreate,
+	"user update":      cmdUserUpdate,
+	"user list":        cmdUserList,
+	"user show":        cmdUserShow,
+	"license create":   cmdLicenseCreate,
+	"license list":     cmdLicenseList,
+	"license show":     cmdLicenseShow,
+	"license update":   cmdLicenseUpdate,
+	"license suspend":  cmdLicenseAction("suspend"),
+	"license resume":   cmdLicenseAction("resume"),
+	"license revoke":   cmdLicenseAction("revoke"),
+	"serial register":  cmdSerialRegister,
+	"serial list":      cmdSerialList,
+	"session list":     cmdSessionList,
+	"session show":     cmdSessionShow,
+	"session revoke":   cmdSessionRevoke,
+	"token create":     cmdTokenCreate,
+	"token list":       cmdTokenList,
+	"token revoke":     cmdTokenRevoke,
+	"stats":            cmdStats,
+	"check":            cmdCheck,
+	"jwt rotate":       cmdJWTRotate,
+	"backup":           cmdBackup,
+	"audit list":       cmdAuditList,
+	"audit export":     cmdAuditExport,
+	"audit checkpoint": cmdAuditCheckpoint,
+	"audit verify":     cmdAuditVerify,
+	"audit key":        cmdAuditKey,
+	"audit keygen":     cmdAuditKeygen,
 
 	"app manifest add":    cmdAppManifestAdd,
 	"app manifest list":   cmdAppManifestList,
@@ -193,19 +205,22 @@ var commands = map[string]func(*cliEnv, []string) int{
 	"subscription list":   cmdSubscriptionList,
 }
 
-// cmdInit creates the database and its schema (and the first JWT signing key), or brings an
-// existing one up to date.
+// cmdInit creates the database and its schema (and the first JWT signing key and audit key), or
+// brings an existing one up to date.
 func cmdInit(e *cliEnv, args []string) int {
 	fs := e.flags("init")
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
 	e.create = true
-	_, st, done, err := e.open(sqlstore.Options{}, openconsole.Options{OneShot: true})
+	svc, st, done, err := e.open(sqlstore.Options{}, openconsole.Options{OneShot: true})
 	if err != nil {
 		return e.fail(err)
 	}
 	defer done()
+	if err := svc.CreateAuditKey(e.ctx); err != nil {
+		return e.fail(err)
+	}
 	return e.print(struct {
 		Database string `json:"database"`
 		Engine   string `json:"engine"`

@@ -28,6 +28,7 @@ func cmdServe(e *cliEnv, args []string) int {
 	connTimeout := fs.Duration("db-connect-timeout", 5*time.Second, "PostgreSQL connect timeout")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (keep it private; default: off)")
+	auditKeyFile := fs.String("audit-key-file", "", "sign the audit log's checkpoints with the key in this file, kept away from the database (openconsole audit keygen writes one; default: a key held in the database)")
 	limits := openconsole.DefaultLimits
 	fs.Func("limit-activation", limitUsage("activations with an unknown key or serial, per client address", limits.ActivationFailuresPerAddr),
 		limitFlag(&limits.ActivationFailuresPerAddr))
@@ -53,11 +54,19 @@ func cmdServe(e *cliEnv, args []string) int {
 	if *sessionTTL < 0 {
 		return e.usageErr("--session-ttl must not be negative")
 	}
+	var auditKey string
+	if *auditKeyFile != "" {
+		k, err := readAuditKeyFile(*auditKeyFile)
+		if err != nil {
+			return e.fail(err)
+		}
+		auditKey = k
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	e.create = true
 	svc, st, closeAll, err := e.open(
 		sqlstore.Options{MaxConns: *maxConns, StatementTimeout: *stmtTimeout, ConnectTimeout: *connTimeout},
-		openconsole.Options{SessionTTL: *sessionTTL, TokenTTL: *tokenTTL, Logger: log, Limits: &limits})
+		openconsole.Options{SessionTTL: *sessionTTL, TokenTTL: *tokenTTL, Logger: log, Limits: &limits, AuditKey: auditKey})
 	if err != nil {
 		return e.fail(err)
 	}

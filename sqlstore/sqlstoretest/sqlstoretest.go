@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -53,9 +54,15 @@ func DSN(t testing.TB, engine string) string {
 // Open opens a fresh store on engine, closed when t ends.
 func Open(t testing.TB, engine string) *sqlstore.Store {
 	t.Helper()
-	st, err := sqlstore.Open(context.Background(), DSN(t, engine), sqlstore.Options{})
+	return OpenDSN(t, DSN(t, engine))
+}
+
+// OpenDSN opens the store at dsn (creating and migrating it), closed when t ends.
+func OpenDSN(t testing.TB, dsn string) *sqlstore.Store {
+	t.Helper()
+	st, err := sqlstore.Open(context.Background(), dsn, sqlstore.Options{})
 	if err != nil {
-		t.Fatalf("open %s store: %v", engine, err)
+		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
@@ -92,4 +99,21 @@ func newPostgresDB(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// Exec runs a statement on the database at dsn behind OpenConsole's back (to corrupt it, say).
+func Exec(t testing.TB, dsn, query string, args ...any) {
+	t.Helper()
+	driver, name := "pgx", dsn
+	if strings.HasPrefix(dsn, "sqlite:") {
+		driver, name = "sqlite", strings.TrimPrefix(dsn, "sqlite:")
+	}
+	db, err := sql.Open(driver, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
 }
