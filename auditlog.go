@@ -104,6 +104,7 @@ func appendAudit(tx Tx, e AuditEntry) (AuditEntry, error) {
 // auditLog is the server's side of the log: the key it signs checkpoints with.
 type auditLog struct {
 	mu       sync.Mutex
+	watch    auditWatch
 	signer   note.Signer // nil: this process cannot sign (a CLI process when the key is in a file)
 	verifier string      // the signer's verifier key
 	held     string      // "database" or "file"
@@ -563,6 +564,11 @@ func (t *AuditTree) Add(h tlog.Hash) {
 	t.n++
 }
 
+// Clone returns a copy that grows independently.
+func (t *AuditTree) Clone() AuditTree {
+	return AuditTree{n: t.n, stack: append([]tlog.Hash(nil), t.stack...)}
+}
+
 // Size is the number of leaves added.
 func (t *AuditTree) Size() int64 { return t.n }
 
@@ -591,4 +597,109 @@ func ParseHash(s string) (tlog.Hash, error) {
 	}
 	copy(h[:], b)
 	return h, nil
+}
+
+// AuditSize returns the number of entries in the audit log.
+func (s *Service) AuditSize(ctx context.Context) (int64, error) {
+	n, err := s.store.AuditSize(ctx)
+	return n, wrap("audit log size", err)
+}
+
+// AuditStatus is what a server's own continuous check of the audit log found: the log up to
+// VerifiedTo entries hashes to the signed checkpoint of that size, entry by entry against the
+// hashes stored when they were written. A Problem stops the check until the server restarts.
+type AuditStatus struct {
+	VerifiedTo int64     // the size of the latest checkpoint the log matched; 0 before the first
+	SignedAt   time.Time // when that checkpoint was signed
+	CheckedAt  time.Time // when the check last ran
+	Problem    string    // what did not match; "" while everything does
+}
+
+// auditWatch is the state of the continuous check: the tree of the entries verified so far.
+type auditWatch struct {
+	tree   AuditTree
+	status AuditStatus
+}
+
+// AuditStatus returns what the continuous check of the audit log found (on a server; a one-shot
+// process checks nothing).
+func (s *Service) AuditStatus() AuditStatus {
+	s.audit.mu.Lock()
+	defer s.audit.mu.Unlock()
+	return s.audit.watch.status
+}
+
+// auditWatchInterval is how often a server checks the entries added to the log.
+const auditWatchInterval = 2 * time.Second
+
+// watchAudit extends the continuous check to the latest checkpoint: it reads the entries it has
+// not checked yet (all of them on the first run), compares each with its stored hash, and the
+// root with the checkpoint's. Only this goroutine changes the tree, so the lock is held only to
+// publish the status.
+func (s *Service) watchAudit(ctx context.Context) error {
+	s.audit.mu.Lock()
+	w := &s.audit.watch
+	failed, n := w.status.Problem != "", w.tree.Size()
+	s.audit.mu.Unlock()
+	if failed {
+		return nil
+	}
+	c, err := s.store.AuditCheckpoint(ctx, -1)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("audit checkpoint: %w", err)
+	}
+	problem := ""
+	if c.Size > n {
+		keys, err := s.store.AuditKeys(ctx)
+		if err != nil {
+			return fmt.Errorf("audit keys: %w", err)
+		}
+		var vs []string
+		for _, k := range keys {
+			vs = append(vs, k.Verifier)
+		}
+		_, size, root, err := OpenAuditCheckpoint(c.Note, vs)
+		if err != nil {
+			problem = fmt.Sprintf("the latest checkpoint does not verify: %v", err)
+		} else {
+			tree := w.tree.Clone() // the published tree changes only when the whole step matched
+			for e, err := range s.Audit(ctx, AuditQuery{From: n, Limit: int(size - n)}) {
+				if err != nil {
+					return err
+				}
+				if e.Seq != tree.Size() {
+					problem = fmt.Sprintf("entry %d is missing", tree.Size())
+					break
+				}
+				h := tlog.RecordHash(AuditLeaf(e))
+				if e.LeafHash != h {
+					problem = fmt.Sprintf("entry %d does not match the hash stored when it was written", e.Seq)
+					break
+				}
+				tree.Add(h)
+			}
+			switch {
+			case problem != "":
+			case tree.Size() != size:
+				problem = fmt.Sprintf("entries from %d on are missing: the checkpoint has %d", tree.Size(), size)
+			case tree.Root() != root:
+				problem = fmt.Sprintf("the log does not hash to the checkpoint of size %d", size)
+			default:
+				s.audit.mu.Lock()
+				w.tree = tree
+				w.status.VerifiedTo, w.status.SignedAt = size, c.SignedAt
+				s.audit.mu.Unlock()
+			}
+		}
+	}
+	s.audit.mu.Lock()
+	w.status.CheckedAt = s.clock.Now()
+	if problem != "" {
+		w.status.Problem = problem
+		s.logs.Warn("audit log check", errors.New(problem))
+	}
+	s.audit.mu.Unlock()
+	return nil
 }

@@ -180,6 +180,11 @@ func (s *Service) startBackground() {
 			}
 		})
 	}
+	s.every(auditWatchInterval, 5*time.Minute, func(ctx context.Context) {
+		if err := s.watchAudit(ctx); err != nil {
+			s.logs.Warn("check audit log", err)
+		}
+	})
 	s.every(10*time.Minute, time.Minute, func(ctx context.Context) {
 		now := s.clock.Now()
 		s.limits.sweep(now)

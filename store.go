@@ -67,6 +67,8 @@ type Store interface {
 	AuditCheckpoint(ctx context.Context, size int64) (AuditCheckpoint, error)
 	// AuditKeys returns every audit key, in the order they were added.
 	AuditKeys(ctx context.Context) ([]AuditKey, error)
+	// WebSession returns the web console session with the hash of its secret.
+	WebSession(ctx context.Context, idHash string) (WebSession, error)
 	// SigningKeys returns every JWT signing key, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 
@@ -140,6 +142,9 @@ type LicenseQuery struct {
 	Now    time.Time
 	Owner  string // only those of the user with this username; "" for any
 	Search string // only those whose key, note or owner's username contains this (any case)
+	// NearLimit keeps only the licenses neither revoked nor suspended whose sessions take at least
+	// nine tenths of their seats.
+	NearLimit bool
 }
 
 // SessionQuery selects sessions for ListSessions.
@@ -162,8 +167,10 @@ type PageQuery struct {
 
 // AuditQuery selects audit entries for ListAudit.
 type AuditQuery struct {
-	From   int64 // only entries with this sequence number or a larger one
-	Limit  int   // at most this many; 0: no bound
+	From int64 // only entries with this sequence number or a larger one
+	// Before, when not 0, keeps only the entries with a smaller sequence number, newest first.
+	Before int64
+	Limit  int // at most this many; 0: no bound
 	Action string
 	Target string
 	Actor  string // the actor's name
@@ -297,6 +304,15 @@ type Tx interface {
 	ForgetAuditSigners() error
 	// PutAuditCheckpoint stores a signed checkpoint; one of a size stored already is kept.
 	PutAuditCheckpoint(c AuditCheckpoint) error
+	// CreateWebSession stores a web console session.
+	CreateWebSession(ws WebSession) error
+	// TouchWebSession records a session's use at the given time (never moving it back).
+	TouchWebSession(idHash string, at time.Time) error
+	// DeleteWebSession ends a session.
+	DeleteWebSession(idHash string) error
+	// PruneWebSessions deletes the sessions created before createdBefore or last used before
+	// idleBefore.
+	PruneWebSessions(createdBefore, idleBefore time.Time) error
 
 	// CreateUser stores a new user and returns it with its id; ECONFLICT if the username is taken.
 	CreateUser(u User) (User, error)

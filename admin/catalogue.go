@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -39,12 +40,16 @@ type ManifestJSON struct {
 
 // manifests renders variants, looking up each app's official flag once.
 func (s *Server) manifests(r *http.Request, ms []openconsole.Manifest, withDocument bool) ([]ManifestJSON, error) {
+	return manifestViews(r.Context(), s.svc, ms, withDocument)
+}
+
+func manifestViews(ctx context.Context, svc *openconsole.Service, ms []openconsole.Manifest, withDocument bool) ([]ManifestJSON, error) {
 	official := map[string]bool{}
 	out := make([]ManifestJSON, 0, len(ms))
 	for _, m := range ms {
 		o, known := official[m.App]
 		if !known {
-			a, err := s.svc.App(r.Context(), m.App)
+			a, err := svc.App(ctx, m.App)
 			if err != nil {
 				return nil, err
 			}

@@ -173,9 +173,13 @@ func (s *Server) authenticate(r *http.Request) (openconsole.Principal, error) {
 }
 
 // clientAddr is the address the record names for a request.
-func (s *Server) clientAddr(r *http.Request) string {
-	if s.clientIPHeader != "" {
-		if vs := r.Header.Values(s.clientIPHeader); len(vs) > 0 {
+func (s *Server) clientAddr(r *http.Request) string { return clientAddr(r, s.clientIPHeader) }
+
+// clientAddr is the address of a request's client: the last value of header when set (behind a
+// proxy that sets it), else the peer's address.
+func clientAddr(r *http.Request, header string) string {
+	if header != "" {
+		if vs := r.Header.Values(header); len(vs) > 0 {
 			last := vs[len(vs)-1]
 			if i := strings.LastIndexByte(last, ','); i >= 0 {
 				last = last[i+1:]

@@ -41,7 +41,16 @@ func (s *Store) BulkInsertLicenses(ctx context.Context, ls []openconsole.License
 				}
 				ids[key] = id
 			}
-			return rows.Err()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			// What the license search looks in (the licenses have no note yet).
+			args := make([]any, 0, 2*len(chunk))
+			for _, l := range chunk {
+				args = append(args, ids[l.Key], strings.ToLower(l.Key)+"  ")
+			}
+			_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO license_search (license_id, text) VALUES `+placeholders(len(chunk), 2)), args...)
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("bulk insert licenses: %w", err)

@@ -26,6 +26,9 @@ func (t *txn) PutLicense(l openconsole.License) error {
 	if err != nil {
 		return err
 	}
+	if err := t.putSearch(l); err != nil {
+		return err
+	}
 	_, err = t.exec(`INSERT INTO changes (license_id, at) VALUES (?, ?)`, l.ID, ms(l.UpdatedAt))
 	return err
 }
@@ -162,7 +165,12 @@ func (s *Store) ListAudit(ctx context.Context, q openconsole.AuditQuery) iter.Se
 	if q.Actor != "" {
 		c.add(`actor_name = ?`, q.Actor)
 	}
-	return streamRows(ctx, s, `SELECT `+auditCols+` FROM audit_entries`+c.String()+` ORDER BY seq`+limitClause(q.Limit), c.args,
+	order := ` ORDER BY seq`
+	if q.Before > 0 {
+		c.add(`seq < ?`, q.Before)
+		order = ` ORDER BY seq DESC`
+	}
+	return streamRows(ctx, s, `SELECT `+auditCols+` FROM audit_entries`+c.String()+order+limitClause(q.Limit), c.args,
 		"audit", scanAudit)
 }
 
@@ -232,33 +240,36 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (openconsole.Stats, er
 		openconsole.StatusExpired, openconsole.StatusRevoked} {
 		st.Licenses[status] = 0
 	}
-	rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT
-		CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN suspended_at IS NOT NULL THEN 'suspended'
-			WHEN expires_at IS NOT NULL AND expires_at <= ? THEN 'expired' ELSE 'active' END AS status,
-		COUNT(*), COALESCE(SUM(taken), 0)
-		FROM licenses GROUP BY 1`), ms(now))
-	if err != nil {
+	// The counts of the statuses other than active each read a small partial index (migration
+	// 0007); only the total and the seats held read every license.
+	var total, held int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(taken), 0) FROM licenses`).Scan(&total, &held); err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
-	for rows.Next() {
-		var status string
+	active := total
+	for _, c := range []struct {
+		status openconsole.LicenseStatus
+		where  string
+		args   []any
+	}{
+		{openconsole.StatusRevoked, `revoked_at IS NOT NULL`, nil},
+		{openconsole.StatusSuspended, `revoked_at IS NULL AND suspended_at IS NOT NULL`, nil},
+		{openconsole.StatusExpired, `revoked_at IS NULL AND suspended_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?`, []any{ms(now)}},
+	} {
 		var n, taken int64
-		if err := rows.Scan(&status, &n, &taken); err != nil {
-			rows.Close()
+		if err := s.r.QueryRowContext(ctx, s.d.q(`SELECT COUNT(*), COALESCE(SUM(taken), 0) FROM licenses WHERE `+c.where), c.args...).
+			Scan(&n, &taken); err != nil {
 			return st, fmt.Errorf("stats: %w", err)
 		}
-		st.Licenses[openconsole.LicenseStatus(status)] = int(n)
-		if status == string(openconsole.StatusActive) {
-			st.HeldSeats = int(taken)
-		}
+		st.Licenses[c.status] = int(n)
+		active -= n
+		held -= taken
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return st, fmt.Errorf("stats: %w", err)
-	}
+	st.Licenses[openconsole.StatusActive] = int(active)
+	st.HeldSeats = int(held)
 	hour := now.Unix() / 3600
 	days := make(map[int64]int)
-	rows, err = s.r.QueryContext(ctx, s.d.q(`SELECT hour, n FROM activation_hours WHERE hour > ? ORDER BY hour`), hour-30*24)
+	rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT hour, n FROM activation_hours WHERE hour > ? ORDER BY hour`), hour-30*24)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}

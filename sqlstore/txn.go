@@ -470,8 +470,21 @@ func (t *txn) CreateLicense(l openconsole.License) (openconsole.License, error) 
 	if isUnique(err) {
 		return l, openconsole.Errorf(openconsole.ECONFLICT, "license key exists already")
 	}
+	if err != nil {
+		return l, err
+	}
 	l.Taken = 0
-	return l, err
+	return l, t.putSearch(l)
+}
+
+// putSearch writes what the license search looks in for l: its key, note and owner's username in
+// lower case (Go's Unicode lower case; the username is looked up by id).
+func (t *txn) putSearch(l openconsole.License) error {
+	_, err := t.exec(`INSERT INTO license_search (license_id, text)
+		VALUES (?, ? || COALESCE((SELECT lower(username) FROM users WHERE id = ?), ''))
+		ON CONFLICT (license_id) DO UPDATE SET text = excluded.text`,
+		l.ID, strings.ToLower(l.Key)+" "+strings.ToLower(l.Note)+" ", l.OwnerID)
+	return err
 }
 
 func (t *txn) CreateSerial(s openconsole.Serial) error {

@@ -28,6 +28,7 @@ func cmdServe(e *cliEnv, args []string) int {
 	connTimeout := fs.Duration("db-connect-timeout", 5*time.Second, "PostgreSQL connect timeout")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (keep it private; default: off)")
+	adminAddr := fs.String("admin-addr", "", "serve the admin web console and the operator API only on this address, not on --addr (default: both on --addr)")
 	auditKeyFile := fs.String("audit-key-file", "", "sign the audit log's checkpoints with the key in this file, kept away from the database (openconsole audit keygen writes one; default: a key held in the database)")
 	limits := openconsole.DefaultLimits
 	fs.Func("limit-activation", limitUsage("activations with an unknown key or serial, per client address", limits.ActivationFailuresPerAddr),
@@ -77,16 +78,20 @@ func cmdServe(e *cliEnv, args []string) int {
 		return e.fail(err)
 	}
 	console := api.New(svc, log, append(apiOpts, api.WithClientIPHeader(*clientIPHeader), api.WithMaxInFlight(*maxInFlight))...)
-	operator := admin.New(svc, log, admin.WithClientIPHeader(*clientIPHeader))
-	srv := &http.Server{
-		Handler:           mainHandler(console, operator),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	web := admin.NewWeb(svc, log, admin.WebClientIPHeader(*clientIPHeader))
+	operator := admin.New(svc, log, admin.WithClientIPHeader(*clientIPHeader), admin.WithAuthenticator(web.Authenticator()))
+	var adminSrv *http.Server
+	var adminLn net.Listener
+	handler := mainHandler(console, operator, web)
+	if *adminAddr != "" {
+		if adminLn, err = net.Listen("tcp", *adminAddr); err != nil {
+			ln.Close()
+			return e.fail(err)
+		}
+		handler = mainHandler(console, nil, nil)
+		adminSrv = newHTTPServer(mainHandler(nil, operator, web), log)
 	}
+	srv := newHTTPServer(handler, log)
 	if *debugAddr != "" {
 		// pprof registers on http.DefaultServeMux, which nothing else here uses.
 		go func() {
@@ -98,9 +103,12 @@ func cmdServe(e *cliEnv, args []string) int {
 		return e.fail(err)
 	}
 	log.Info("openconsole listening", "addr", ln.Addr().String(), "db", redactDSN(e.dsn()), "engine", st.Engine())
-
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if adminSrv != nil {
+		log.Info("admin console and operator API listening", "addr", adminLn.Addr().String())
+		go func() { errc <- adminSrv.Serve(adminLn) }()
+	}
 	select {
 	case err := <-errc:
 		return e.fail(err)
@@ -114,18 +122,56 @@ func cmdServe(e *cliEnv, args []string) int {
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown", "err", err)
 	}
+	if adminSrv != nil {
+		if err := adminSrv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("shutdown", "err", err)
+		}
+	}
 	sock.close(sctx)
 	return 0
 }
 
-// mainHandler serves the operator API under its prefix and the FLECS Console API everywhere else.
-func mainHandler(console, operator http.Handler) http.Handler {
+// newHTTPServer is an HTTP server with the timeouts and limits every listener has.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// mainHandler serves the operator API under its prefix, the admin web console under its, and the
+// FLECS Console API everywhere else. A nil handler is not served: its paths answer 404 (with
+// --admin-addr the device listener serves no admin path, and the admin listener only those).
+func mainHandler(console, operator, web http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; p == admin.Prefix || strings.HasPrefix(p, admin.Prefix+"/") {
-			operator.ServeHTTP(w, r)
+		p := r.URL.Path
+		switch {
+		case p == admin.Prefix || strings.HasPrefix(p, admin.Prefix+"/"):
+			if operator != nil {
+				operator.ServeHTTP(w, r)
+				return
+			}
+		case p == admin.WebPrefix || strings.HasPrefix(p, admin.WebPrefix+"/"):
+			if web != nil {
+				web.ServeHTTP(w, r)
+				return
+			}
+		default:
+			if console != nil {
+				console.ServeHTTP(w, r)
+				return
+			}
+		}
+		if console != nil {
+			console.ServeHTTP(w, r) // its 404, in its envelope
 			return
 		}
-		console.ServeHTTP(w, r)
+		http.NotFound(w, r)
 	})
 }
 
