@@ -384,6 +384,20 @@ func TestLicenseLifecycle(t *testing.T) {
 		if len(page.Items) != 1 || page.Items[0].Key != other.Key {
 			t.Errorf("?q=SPARE: %+v", page.Items)
 		}
+		// A one-seat license with its device is at its limit; the empty spare and the revoked one are not.
+		full := e.createLicense(t, map[string]any{"seats": 1, "note": "full"})
+		if status, _ := e.activate(t, 0, full.Key, ""); status != 200 {
+			t.Fatalf("activation of the one-seat license: %d", status)
+		}
+		e.as(t, openconsole.RoleReader, "GET", "/licenses?nearLimit=true", nil).decode(t, &page)
+		if len(page.Items) != 1 || page.Items[0].Key != full.Key {
+			t.Errorf("?nearLimit=true: %+v", page.Items)
+		}
+		e.as(t, openconsole.RoleReader, "GET", "/licenses?nearLimit=false", nil).decode(t, &page)
+		if len(page.Items) != 3 {
+			t.Errorf("?nearLimit=false lists %d licenses, want all 3", len(page.Items))
+		}
+		want(t, e.as(t, openconsole.RoleReader, "GET", "/licenses?nearLimit=maybe", nil), 400)
 	})
 }
 

@@ -110,6 +110,13 @@ func (s *Server) listLicenses(w http.ResponseWriter, r *http.Request, p opencons
 		return err
 	}
 	lq := openconsole.LicenseQuery{After: after, Limit: limit + 1, Owner: q.Get("owner"), Search: q.Get("q"), Now: s.svc.Now()}
+	switch q.Get("nearLimit") {
+	case "", "false":
+	case "true":
+		lq.NearLimit = true
+	default:
+		return openconsole.Errorf(openconsole.EINVALID, "nearLimit must be true or false")
+	}
 	if st := q.Get("status"); st != "" {
 		switch openconsole.LicenseStatus(st) {
 		case openconsole.StatusActive, openconsole.StatusSuspended, openconsole.StatusRevoked, openconsole.StatusExpired:

@@ -124,7 +124,8 @@ paths = {
  "/licenses": {
    "get": op("List licenses", "reader", R(ok(200, "LicensePage"), errs(400, *common)), opid="listLicenses",
        params=[limit, cursor, q("status", {"enum": ["active", "suspended", "revoked", "expired"]}, "only licenses with this status"),
-               q("owner", {"type": "string"}, "only the licenses of this user"), q("q", {"type": "string"}, "only licenses whose key, note or owner contains this")]),
+               q("owner", {"type": "string"}, "only the licenses of this user"), q("q", {"type": "string"}, "only licenses whose key, note or owner contains this (any case)"),
+               q("nearLimit", {"enum": ["true", "false"]}, "only licenses neither revoked nor suspended whose devices take at least nine tenths of their seats")]),
    "post": op("Create a license", "operator", R(ok(201, "License", "Created", R(etag, {"Location": {"schema": {"type": "string"}}})), errs(400, 404, 409, 413, 422, *common)),
        body="LicenseCreate", opid="createLicense", idem=True)},
  "/licenses/{key}": {
