@@ -66,11 +66,24 @@ func signToken(k SigningKey, c Claims) string {
 // maxTokenLength bounds the work spent on a token before its signature is checked.
 const maxTokenLength = 4096
 
-// parseToken verifies a compact JWT: HS256 only (no "none", no other algorithm), a signature by the
-// key its kid names (looked up with key), an issuer of ours and an expiry after now. Every failure is
-// ErrInvalidToken.
+// tokenAlphabet reports whether every byte of token is of the base64url alphabet or a dot. Go's
+// base64 decoders skip CR and LF even in strict mode, so without this check a token with a newline
+// inside or appended would verify: a second spelling of the same token.
+func tokenAlphabet(token string) bool {
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseToken verifies a compact JWT: nothing but base64url characters and the two dots, HS256 only
+// (no "none", no other algorithm), a signature by the key its kid names (looked up with key), an
+// issuer of ours and an expiry after now. Every failure is ErrInvalidToken.
 func parseToken(token string, key func(kid string) (SigningKey, bool), now time.Time) (Claims, error) {
-	if len(token) > maxTokenLength {
+	if len(token) > maxTokenLength || !tokenAlphabet(token) {
 		return Claims{}, ErrInvalidToken
 	}
 	h64, rest, ok := strings.Cut(token, ".")

@@ -52,6 +52,12 @@ func TestTokenRoundTripAndRefusals(t *testing.T) {
 		{"four parts", tok + ".x", now},
 		{"bad base64", header + "." + payload + ".!!!", now},
 		{"too long", tok + strings.Repeat("A", maxTokenLength), now},
+		{"LF appended", tok + "\n", now},
+		{"CRLF appended", tok + "\r\n", now},
+		{"LF inside the signature", tok[:len(tok)-4] + "\n" + tok[len(tok)-4:], now},
+		{"CR inside the header", tok[:3] + "\r" + tok[3:], now},
+		{"space appended", tok + " ", now},
+		{"padding", tok + "=", now},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
