@@ -79,7 +79,8 @@ type ManifestQuery struct {
 
 // Manifest returns the manifest variant a device asks for (wire contract §2.6): with
 // manifest_version the variant with exactly that _schemaVersion, else with max_manifest_version the
-// newest variant whose _schemaVersion is at most that, else the newest. A parameter that is not a
+// newest variant whose _schemaVersion is at most that, else the newest variant below schema 3.0.0
+// when there is one and the newest otherwise (ManifestSelector.Select). A parameter that is not a
 // semantic version gives EINVALID naming it; an unknown app or version, or no variant that fits,
 // gives ENOTFOUND.
 func (s *Service) Manifest(ctx context.Context, q ManifestQuery) (Manifest, error) {

@@ -246,9 +246,27 @@ type ManifestSelector struct {
 	Max   *Semver // max_manifest_version: the newest variant whose _schemaVersion is at most this
 }
 
+// legacySchemaLimit is the lowest version of manifest schema 3 (3.0.0-0 precedes every other 3.x
+// version, pre-releases included): a client that names no schema version gets a variant below it
+// when there is one.
+var legacySchemaLimit = Semver{Major: "3", Minor: "0", Patch: "0", Pre: []string{"0"}}
+
 // Select returns the variant sel picks from the variants of one app version, and false when none
 // fits. Variants of equal precedence (differing only in build metadata) go to the one added last.
+// With neither Exact nor Max, it picks the newest variant of a schema below 3 (wire contract §2.6:
+// the old C++ daemon names no schema version and parses only 2.x manifests), and only when there
+// is none the newest variant.
 func (sel ManifestSelector) Select(variants []Manifest) (Manifest, bool) {
+	if sel.Exact == nil && sel.Max == nil {
+		if m, ok := sel.pick(variants, func(v Semver) bool { return v.Compare(legacySchemaLimit) < 0 }); ok {
+			return m, true
+		}
+	}
+	return sel.pick(variants, func(Semver) bool { return true })
+}
+
+// pick is Select among the variants whose schema version also satisfies keep.
+func (sel ManifestSelector) pick(variants []Manifest, keep func(Semver) bool) (Manifest, bool) {
 	var best Manifest
 	var bestV Semver
 	found := false
@@ -266,6 +284,9 @@ func (sel ManifestSelector) Select(variants []Manifest) (Manifest, bool) {
 			if v.Compare(*sel.Max) > 0 {
 				continue
 			}
+		}
+		if !keep(v) {
+			continue
 		}
 		if !found || v.Compare(bestV) > 0 || v.Compare(bestV) == 0 && !m.CreatedAt.Before(best.CreatedAt) {
 			best, bestV, found = m, v, true

@@ -98,3 +98,40 @@ func TestSemverCompare(t *testing.T) {
 		t.Errorf("Compare(1.0.0-rc.1+x, 1.0.0-rc.1) = %d; want 0", got)
 	}
 }
+
+// Wire contract §2.6: a request that names no schema version (the old C++ daemon, which parses
+// only 2.x manifests) gets the newest variant below schema 3, and the newest variant only when
+// the version has none below 3.
+func TestSelectWithoutParameterPrefersLegacySchema(t *testing.T) {
+	variants := func(vs ...string) []Manifest {
+		out := make([]Manifest, len(vs))
+		for i, v := range vs {
+			out[i] = Manifest{SchemaVersion: v}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		variants []Manifest
+		want     string
+	}{
+		{"2.x and 3.x", variants("3.0.0", "2.0.0"), "2.0.0"},
+		{"newest 2.x", variants("2.0.0", "3.1.0", "2.5.1", "3.0.0"), "2.5.1"},
+		{"a 3.0.0 pre-release is 3.x", variants("2.0.0", "3.0.0-rc.1"), "2.0.0"},
+		{"a 2.x pre-release is 2.x", variants("3.0.0", "2.9.0-beta"), "2.9.0-beta"},
+		{"only 3.x", variants("3.0.0", "3.2.0"), "3.2.0"},
+		{"only 1.x", variants("1.0.0"), "1.0.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, ok := ManifestSelector{}.Select(tc.variants)
+			if !ok || m.SchemaVersion != tc.want {
+				t.Errorf("Select = %q, %v; want %q", m.SchemaVersion, ok, tc.want)
+			}
+		})
+	}
+	// Naming a schema version still gets the newest that fits.
+	max := Semver{Major: "3", Minor: "0", Patch: "0"}
+	if m, _ := (ManifestSelector{Max: &max}).Select(variants("2.0.0", "3.0.0")); m.SchemaVersion != "3.0.0" {
+		t.Errorf("Select with max 3.0.0 = %q, want 3.0.0", m.SchemaVersion)
+	}
+}

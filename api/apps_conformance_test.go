@@ -200,8 +200,8 @@ func TestConformanceApps(t *testing.T) {
 				r := e.do(t, getManifest(manifestPath(appOfficial, "1.0.0", "max_manifest_version="+strings.ReplaceAll(max, "+", "%2B")), live))
 				wantManifest(t, r, appOfficial, "1.0.0", "2.0.0", live)
 			}
-			// No parameter: the newest variant.
-			wantManifest(t, e.do(t, getManifest(manifestPath(appOfficial, "1.0.0", ""), live)), appOfficial, "1.0.0", "3.0.0", live)
+			// No parameter (the old C++ daemon): the newest variant below 3.0.0 (§2.6, decision 10).
+			wantManifest(t, e.do(t, getManifest(manifestPath(appOfficial, "1.0.0", ""), live)), appOfficial, "1.0.0", "2.0.0", live)
 		})
 		step("46_manifest_version_exact", func(t *testing.T) {
 			wantManifest(t, e.do(t, getManifest(manifestPath(appOfficial, "1.0.0", "manifest_version=2.0.0"), live)),
