@@ -332,3 +332,39 @@ func kidOf(t *testing.T, token string) string {
 	}
 	return hdr.Kid
 }
+
+// TestSigningKeyRotationFromSlowClock: a rotation run on a host whose clock is an hour behind still
+// makes the new key the one that signs, there and on every other server (issue 10, finding 7):
+// keys are ordered by insertion, not by the rotating host's clock.
+func TestSigningKeyRotationFromSlowClock(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		a := newService(t, dsn, openconsole.Options{})
+		u, _ := a.CreateUser(ctx, openconsole.UserInput{Username: "u", Password: "pw"})
+		behind := &fakeClock{t: time.Now().Add(-time.Hour)}
+		admin := newService(t, dsn, openconsole.Options{Now: behind.Now})
+		kid, err := admin.RotateSigningKey(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, _ := admin.IssueToken(u.ID)
+		if got := kidOf(t, fresh); got != kid {
+			t.Errorf("the rotating server signs with key %q, want the new key %q", got, kid)
+		}
+		// a reads the keys again when it meets a kid it does not know; from then on it signs
+		// with the newest.
+		if _, _, err := a.Authenticate(ctx, fresh); err != nil {
+			t.Fatalf("token of the new key on another server: %v", err)
+		}
+		if tok, _ := a.IssueToken(u.ID); kidOf(t, tok) != kid {
+			t.Errorf("another server signs with key %q after the rotation, want %q", kidOf(t, tok), kid)
+		}
+		// A second rotation from the slow host again takes over.
+		kid2, err := admin.RotateSigningKey(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok, _ := admin.IssueToken(u.ID); kidOf(t, tok) != kid2 {
+			t.Errorf("after a second rotation the server signs with %q, want %q", kidOf(t, tok), kid2)
+		}
+	})
+}

@@ -69,7 +69,7 @@ type Store interface {
 	AuditKeys(ctx context.Context) ([]AuditKey, error)
 	// WebSession returns the web console session with the hash of its secret.
 	WebSession(ctx context.Context, idHash string) (WebSession, error)
-	// SigningKeys returns every JWT signing key, oldest first.
+	// SigningKeys returns every JWT signing key in the order they were added; the last one signs.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
 
 	// LatestChange returns the sequence number of the latest logged change (0 if none).

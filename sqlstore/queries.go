@@ -345,9 +345,9 @@ func (s *Store) SerialByLicense(ctx context.Context, licenseID int64) (openconso
 	return sr, nil
 }
 
-// SigningKeys implements openconsole.Store.
+// SigningKeys implements openconsole.Store: the keys in the order they were added.
 func (s *Store) SigningKeys(ctx context.Context) ([]openconsole.SigningKey, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, secret, created_at FROM signing_keys ORDER BY created_at, id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, secret, created_at FROM signing_keys ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}

@@ -410,8 +410,10 @@ func TestSigningKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(keys) != 2 || keys[0].ID != k1.ID || keys[1].ID != k2.ID || string(keys[1].Secret) != string(k2.Secret) {
-			t.Errorf("SigningKeys = %+v, want k1 then k2", keys)
+		// In the order they were added, not by their times: k1, added last, signs although its
+		// clock was behind.
+		if len(keys) != 2 || keys[0].ID != k2.ID || keys[1].ID != k1.ID || string(keys[1].Secret) != string(k1.Secret) {
+			t.Errorf("SigningKeys = %+v, want k2 then k1 (insertion order)", keys)
 		}
 	})
 }

@@ -502,7 +502,11 @@ func (t *txn) DeleteSigningKeysExcept(id string) error {
 }
 
 func (t *txn) AddSigningKey(k openconsole.SigningKey) error {
-	_, err := t.exec(`INSERT INTO signing_keys (id, secret, created_at) VALUES (?, ?, ?)`,
+	// seq orders the keys by insertion, whatever the adding host's clock says. Write transactions
+	// run one at a time (SQLite's one writer; PostgreSQL's batches lock the clock row first), so
+	// MAX + 1 is never taken twice; the unique index would refuse it if it were.
+	_, err := t.exec(`INSERT INTO signing_keys (id, secret, created_at, seq)
+		SELECT ?, ?, ?, COALESCE(MAX(seq), 0) + 1 FROM signing_keys`,
 		k.ID, hex.EncodeToString(k.Secret), ms(k.CreatedAt))
 	return err
 }
