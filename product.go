@@ -337,6 +337,7 @@ func (s *Service) ImportProducts(ctx context.Context, array []byte) ([]Product, 
 		}
 		return struct{}{}, AuditRecord{Action: "product.import", Target: "products", After: map[string]any{"ids": ids}}, nil
 	})
+	s.catalogueGen.Add(1) // also after a failure: the transaction may have committed
 	if err != nil {
 		return nil, wrap("import products", err)
 	}
@@ -428,6 +429,7 @@ func (s *Service) PostReview(ctx context.Context, user User, in ReviewInput) (Re
 		return r, AuditRecord{Action: "review.create", Target: "product:" + strconv.FormatInt(p.ID, 10),
 			Before: before, After: map[string]any{"ratingCount": p.RatingCount, "rating": in.Rating, "review": r.ID}}, nil
 	})
+	s.catalogueGen.Add(1)
 	if err != nil {
 		return Review{}, wrap("post review", err)
 	}

@@ -58,6 +58,8 @@ type Service struct {
 	limits limiters
 	logs   *LogLimiter
 
+	catalogueGen atomic.Uint64 // counts this service's changes of the catalogue
+
 	stop chan struct{}
 	bg   sync.WaitGroup
 	once sync.Once
@@ -218,6 +220,11 @@ func (s *Service) Validate(ctx context.Context, rawSessionID string) (SessionRef
 	s.live.seen(sid, st.Session.LastSeenAt, now)
 	return SessionRef{sid, st.Session.Timestamp}, true, nil
 }
+
+// CatalogueGeneration counts the changes this Service made to the product catalogue (imports,
+// reviews): a cached catalogue answer built at another generation is stale. Changes made by other
+// processes on the same database are not counted.
+func (s *Service) CatalogueGeneration() uint64 { return s.catalogueGen.Load() }
 
 // wrap passes domain errors through unchanged and prefixes storage errors with op.
 func wrap(op string, err error) error {

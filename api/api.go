@@ -25,8 +25,24 @@ type Server struct {
 
 	defaultStore *int64 // see WithDefaultStore
 
-	clientIPHeader string        // see WithClientIPHeader
-	inFlight       chan struct{} // see WithMaxInFlight; nil: unbounded
+	clientIPHeader string // see WithClientIPHeader
+	// The in-flight bounds, one per class of route (see WithMaxInFlight, WithMaxInFlightWeb): the
+	// device routes and the rest never take each other's slots.
+	inFlight    slots
+	inFlightWeb slots
+
+	catalogue catalogueCache // precomputed catalogue answers
+
+	failures *openconsole.LogLimiter // internal failures, one line per route and interval
+}
+
+// deviceRoutes are the routes FLECS devices call. They have their own in-flight slots, so that no
+// browser, user or slow reader of the catalogue can make a device's validate wait.
+var deviceRoutes = map[string]bool{
+	"/api/v2/device/license/activate":   true,
+	"/api/v2/device/license/validate":   true,
+	"/api/v2/manifests/{app}/{version}": true,
+	"/api/v2/tokens":                    true,
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request)
@@ -36,7 +52,7 @@ func New(svc *openconsole.Service, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{svc: svc, log: log, static: make(map[string]map[string]handlerFunc)}
+	s := &Server{svc: svc, log: log, static: make(map[string]map[string]handlerFunc), failures: openconsole.NewLogLimiter(log)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -71,24 +87,11 @@ func (s *Server) handle(method, path string, h handlerFunc) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.admit(w) {
-		return
-	}
-	defer s.release()
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-			writeError(w, http.StatusInternalServerError, "Internal server error")
-		}
-	}()
-
 	h := w.Header()
 	if origin := r.Header.Get("Origin"); origin != "" {
 		// Browser clients (the FLECS web app) call the console cross-origin from the device's own
-		// origin; no cookies are used, so echoing the origin is safe.
+		// origin; no cookies are used, so echoing the origin is safe. Set first, so that every
+		// answer carries it, the overload 503 included.
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Expose-Headers", "X-Session-Id")
 		h.Add("Vary", "Origin")
@@ -102,10 +105,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	path := cleanPath(r.URL.EscapedPath())
+	route := path
 	methods, ok := s.static[path]
 	if !ok {
-		methods, ok = s.match(r, path)
+		methods, route, ok = s.match(r, path)
 	}
+	slots := &s.inFlightWeb
+	if ok && deviceRoutes[route] {
+		slots = &s.inFlight
+	}
+	if !slots.admit(w) {
+		return
+	}
+	defer slots.release()
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeError(w, http.StatusInternalServerError, "Internal server error")
+		}
+	}()
+
 	if !ok {
 		writeError(w, http.StatusNotFound, "Not found: "+truncate(path, 200))
 		return
@@ -125,6 +147,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "Method "+truncate(r.Method, 20)+" not allowed on "+path)
 		return
 	}
+	r.Pattern = route // names the route, not the path, in failure logs
 	handler(w, r)
 }
 
@@ -135,10 +158,10 @@ type pattern struct {
 	methods map[string]handlerFunc
 }
 
-// match finds the pattern route of a cleaned path and sets the request's path values from it. A
+// match finds the pattern route of a cleaned path, returns its methods and pattern, and sets the request's path values from it. A
 // parameter is percent-decoded with '+' kept literal (wire contract §1.1): RS sends + as %2B, CPP
 // sends it raw, and both mean +.
-func (s *Server) match(r *http.Request, path string) (map[string]handlerFunc, bool) {
+func (s *Server) match(r *http.Request, path string) (map[string]handlerFunc, string, bool) {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 next:
 	for _, p := range s.patterns {
@@ -159,9 +182,9 @@ next:
 				r.SetPathValue(ps[1:len(ps)-1], v)
 			}
 		}
-		return p.methods, true
+		return p.methods, p.path, true
 	}
-	return nil, false
+	return nil, "", false
 }
 
 // cleanPath normalises an escaped request path for routing, without any redirect: runs of '/'

@@ -26,12 +26,20 @@ type errorBody struct {
 
 // writeData writes the success envelope with data.
 func writeData(w http.ResponseWriter, status int, data any) {
+	if b := envelope(w, status, data); b != nil {
+		writeJSON(w, status, b)
+	}
+}
+
+// envelope returns the success envelope with data; when data cannot be encoded it answers 500
+// itself and returns nil.
+func envelope(w http.ResponseWriter, status int, data any) []byte {
 	b, err := json.Marshal(successBody{StatusCode: status, StatusText: http.StatusText(status), Data: data})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "Internal server error")
-		return
+		return nil
 	}
-	writeJSON(w, status, b)
+	return b
 }
 
 // writeError writes the error envelope. statusCode always equals the HTTP status.
@@ -69,7 +77,8 @@ var statusOf = map[string]int{
 }
 
 // fail answers err in the error envelope. Domain errors carry their own reason (a throttled one
-// also its Retry-After); anything else is logged and answered 500 with the endpoint's fixed reason,
+// also its Retry-After); anything else is logged (at most once per route and LogInterval, with a
+// count) and answered 500 with the endpoint's fixed reason,
 // so no internal detail reaches a client.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, internalReason string) {
 	if status, ok := statusOf[openconsole.ErrorCode(err)]; ok {
@@ -80,7 +89,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, interna
 		writeError(w, status, openconsole.ErrorMessage(err))
 		return
 	}
-	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	// One line per route and interval with a count: an outage of the database fails every
+	// request, and must not write a line for each.
+	s.failures.ErrorKind("request failed "+r.Method+" "+r.Pattern, "request failed", err, "method", r.Method, "route", r.Pattern, "path", truncate(r.URL.Path, 200))
 	writeError(w, http.StatusInternalServerError, internalReason)
 }
 

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Option configures a Server.
@@ -16,15 +17,35 @@ func WithClientIPHeader(name string) Option {
 	return func(s *Server) { s.clientIPHeader = http.CanonicalHeaderKey(name) }
 }
 
-// WithMaxInFlight bounds the requests served at once. Past the bound a request is answered 503 in
-// the error envelope with Retry-After at once, rather than queueing until everything times out.
-// 0 means no bound.
+// WithMaxInFlight bounds the requests to the device routes (activate, validate, manifests, tokens)
+// served at once. Past the bound a request is answered 503 in the error envelope with Retry-After
+// at once, rather than queueing until everything times out. 0 means no bound.
 func WithMaxInFlight(n int) Option {
-	return func(s *Server) {
-		if n > 0 {
-			s.inFlight = make(chan struct{}, n)
-		}
+	return func(s *Server) { s.inFlight = newSlots(n) }
+}
+
+// WithMaxInFlightWeb bounds, in the same way, the requests to every other route (login, the
+// catalogue, reviews, the user routes, serial registration, unknown paths). The two bounds are
+// separate: slow readers of the catalogue take none of the device routes' slots. 0 means no bound.
+func WithMaxInFlightWeb(n int) Option {
+	return func(s *Server) { s.inFlightWeb = newSlots(n) }
+}
+
+// WithCatalogueMaxAge sets how long a catalogue answer is served before it is rebuilt, when this
+// server did not change the catalogue meanwhile (default one second). Tests use it to keep one
+// build for a whole test.
+func WithCatalogueMaxAge(d time.Duration) Option {
+	return func(s *Server) { s.catalogue.maxAge = d }
+}
+
+// slots bound the requests of one class of routes served at once; the zero value is unbounded.
+type slots struct{ c chan struct{} }
+
+func newSlots(n int) slots {
+	if n <= 0 {
+		return slots{}
 	}
+	return slots{make(chan struct{}, n)}
 }
 
 // clientAddr is the address the abuse limits count a request against.
@@ -47,13 +68,13 @@ func (s *Server) clientAddr(r *http.Request) string {
 	return host
 }
 
-// admit takes an in-flight slot; it reports false (after answering 503) when none is free.
-func (s *Server) admit(w http.ResponseWriter) bool {
-	if s.inFlight == nil {
+// admit takes a slot; it reports false (after answering 503) when none is free.
+func (sl *slots) admit(w http.ResponseWriter) bool {
+	if sl.c == nil {
 		return true
 	}
 	select {
-	case s.inFlight <- struct{}{}:
+	case sl.c <- struct{}{}:
 		return true
 	default:
 		w.Header().Set("Retry-After", "1")
@@ -62,8 +83,8 @@ func (s *Server) admit(w http.ResponseWriter) bool {
 	}
 }
 
-func (s *Server) release() {
-	if s.inFlight != nil {
-		<-s.inFlight
+func (sl *slots) release() {
+	if sl.c != nil {
+		<-sl.c
 	}
 }

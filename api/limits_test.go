@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,7 +205,8 @@ func TestLoginThrottling(t *testing.T) {
 	}
 }
 
-// TestOverloadAnswers503: past the in-flight bound a request is answered 503 in the envelope.
+// TestOverloadAnswers503: past the in-flight bound a request is answered 503 in the envelope, with
+// the CORS headers a browser needs to read it.
 func TestOverloadAnswers503(t *testing.T) {
 	st := sqlstoretest.Open(t, "sqlite")
 	svc, err := openconsole.NewService(context.Background(), st, openconsole.Options{})
@@ -212,33 +214,50 @@ func TestOverloadAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	h := api.New(svc, slog.New(slog.NewTextHandler(io.Discard, nil)), api.WithMaxInFlight(1))
-	// Hold the one slot with a request whose body never finishes arriving.
-	pr, pw := io.Pipe()
-	started := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		req := httptest.NewRequest("POST", "/api/v2/auth/login", io.TeeReader(pr, closeOnRead(started)))
-		h.ServeHTTP(httptest.NewRecorder(), req)
-	}()
-	pw.Write([]byte("{"))
-	<-started
+	h := api.New(svc, slog.New(slog.NewTextHandler(io.Discard, nil)), api.WithMaxInFlight(1), api.WithMaxInFlightWeb(1))
+	// Hold the one slot of each class with a request whose body never finishes arriving.
+	var pws []*io.PipeWriter
+	var done sync.WaitGroup
+	for _, path := range []string{"/api/v2/device/license/activate", "/api/v2/auth/login"} {
+		pr, pw := io.Pipe()
+		pws = append(pws, pw)
+		started := make(chan struct{})
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			req := httptest.NewRequest("POST", path, io.TeeReader(pr, closeOnRead(started)))
+			h.ServeHTTP(httptest.NewRecorder(), req)
+		}()
+		pw.Write([]byte("{"))
+		<-started
+	}
+	for _, path := range []string{"/api/v2/device/license/validate", "/api/v2/products/apps"} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", path, nil)
+		req.Header.Set("Origin", "http://device.local")
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%s: status %d Retry-After %q, want 503 with Retry-After", path, rec.Code, rec.Header().Get("Retry-After"))
+		}
+		if got := rec.Header().Get("Access-Control-Allow-Origin"); got != "http://device.local" {
+			t.Errorf("%s 503: Access-Control-Allow-Origin %q, want the request's Origin", path, got)
+		}
+		if got := rec.Header().Get("Access-Control-Expose-Headers"); got != "X-Session-Id" {
+			t.Errorf("%s 503: Access-Control-Expose-Headers %q, want X-Session-Id", path, got)
+		}
+		var env struct {
+			StatusCode int    `json:"statusCode"`
+			Reason     string `json:"reason"`
+		}
+		if json.Unmarshal(rec.Body.Bytes(), &env) != nil || env.StatusCode != 503 || env.Reason == "" {
+			t.Errorf("503 body %q is not the error envelope", rec.Body.String())
+		}
+	}
+	for _, pw := range pws {
+		pw.Close()
+	}
+	done.Wait()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v2/device/license/validate", nil))
-	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
-		t.Errorf("second request: status %d Retry-After %q, want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
-	}
-	var env struct {
-		StatusCode int    `json:"statusCode"`
-		Reason     string `json:"reason"`
-	}
-	if json.Unmarshal(rec.Body.Bytes(), &env) != nil || env.StatusCode != 503 || env.Reason == "" {
-		t.Errorf("503 body %q is not the error envelope", rec.Body.String())
-	}
-	pw.Close()
-	<-done
-	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v2/device/license/validate", nil))
 	if rec.Code != http.StatusOK {
 		t.Errorf("after the slot is free: status %d, want 200", rec.Code)
@@ -256,4 +275,59 @@ func (c closeOnRead) Write(p []byte) (int, error) {
 		close(c)
 	}
 	return len(p), nil
+}
+
+// TestStoreOutageLogsOncePerRoute (issue 10, finding 10): while the database is down every device
+// request fails, and the log gets one line per route, not one per request.
+func TestStoreOutageLogsOncePerRoute(t *testing.T) {
+	st := sqlstoretest.Open(t, "sqlite")
+	svc, err := openconsole.NewService(context.Background(), st, openconsole.Options{CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	var logBuf safeBuffer
+	h := api.New(svc, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	st.Close() // the outage
+	const n = 2000
+	for i := range n {
+		path, body := "/api/v2/device/license/validate", ""
+		if i%2 == 1 {
+			path, body = "/api/v2/tokens", `{"app":"tech.flecs.x","version":"1"}`
+		}
+		req := httptest.NewRequest("POST", path, bytes.NewReader([]byte(body)))
+		req.Header.Set("X-Session-Id", "74c3b620-6048-4bfd-9bf7-c9857a001694")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusInternalServerError {
+			t.Fatalf("%s during the outage: status %d, want 500", path, rec.Code)
+		}
+	}
+	var errorLines []string
+	for _, l := range strings.Split(strings.TrimSpace(logBuf.String()), "\n") {
+		if strings.Contains(l, "level=ERROR") {
+			errorLines = append(errorLines, l)
+		}
+	}
+	if len(errorLines) != 2 {
+		t.Errorf("%d failed requests wrote %d error lines, want 2 (one per route):\n%s", n, len(errorLines), strings.Join(errorLines, "\n"))
+	}
+}
+
+// safeBuffer is a bytes.Buffer for a logger that may write from several goroutines.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -104,35 +104,66 @@ func (s *Server) productPageOf(w http.ResponseWriter, r *http.Request, q opencon
 		s.fail(w, r, err, productsFailure)
 		return
 	}
+	if data := s.productPage(w, r, q, page, perPage); data != nil {
+		writeData(w, http.StatusOK, data)
+	}
+}
+
+// productPage reads one page; on failure it answers the request itself and returns nil.
+func (s *Server) productPage(w http.ResponseWriter, r *http.Request, q openconsole.ProductQuery, page, perPage int) *productPage {
 	ps, total, err := s.svc.Products(r.Context(), q)
 	if err != nil {
 		s.fail(w, r, err, productsFailure)
-		return
+		return nil
 	}
-	writeData(w, http.StatusOK, productPage{Page: page, TotalPages: (total + perPage - 1) / perPage, Products: documents(ps)})
+	return &productPage{Page: page, TotalPages: (total + perPage - 1) / perPage, Products: documents(ps)}
 }
 
-// products is GET /api/v2/products (wire contract §2.8).
+// storeKey is a store parameter in a catalogue cache key.
+func storeKey(store *int64) string {
+	if store == nil {
+		return "*"
+	}
+	return strconv.FormatInt(*store, 10)
+}
+
+// products is GET /api/v2/products (wire contract §2.8), answered from the catalogue cache.
 func (s *Server) products(w http.ResponseWriter, r *http.Request) {
 	store, ok := s.storeParam(w, r, true)
 	if !ok {
 		return
 	}
-	s.productPageOf(w, r, openconsole.ProductQuery{StoreID: store})
+	q := openconsole.ProductQuery{StoreID: store}
+	page, perPage, err := pageParams(r, &q)
+	if err != nil {
+		s.fail(w, r, err, productsFailure)
+		return
+	}
+	key := "products " + storeKey(store) + " " + strconv.Itoa(page) + " " + strconv.Itoa(perPage)
+	s.serveCatalogue(w, r, key, func() (int, []byte) {
+		data := s.productPage(w, r, q, page, perPage)
+		if data == nil {
+			return 0, nil
+		}
+		return http.StatusOK, envelope(w, http.StatusOK, data)
+	})
 }
 
-// productApps is GET /api/v2/products/apps (wire contract §2.9): every app product, unpaged.
+// productApps is GET /api/v2/products/apps (wire contract §2.9): every app product, unpaged,
+// answered from the catalogue cache.
 func (s *Server) productApps(w http.ResponseWriter, r *http.Request) {
 	store, ok := s.storeParam(w, r, true)
 	if !ok {
 		return
 	}
-	ps, _, err := s.svc.Products(r.Context(), openconsole.ProductQuery{StoreID: store, AppsOnly: true})
-	if err != nil {
-		s.fail(w, r, err, productsFailure)
-		return
-	}
-	writeData(w, http.StatusOK, appList{TotalProducts: len(ps), Products: documents(ps)})
+	s.serveCatalogue(w, r, "apps "+storeKey(store), func() (int, []byte) {
+		ps, _, err := s.svc.Products(r.Context(), openconsole.ProductQuery{StoreID: store, AppsOnly: true})
+		if err != nil {
+			s.fail(w, r, err, productsFailure)
+			return 0, nil
+		}
+		return http.StatusOK, envelope(w, http.StatusOK, appList{TotalProducts: len(ps), Products: documents(ps)})
+	})
 }
 
 // myProducts is GET /api/v2/my/products (wire contract §2.11): the bearer's products, which are

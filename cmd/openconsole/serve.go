@@ -36,7 +36,8 @@ func cmdServe(e *cliEnv, args []string) int {
 	fs.Func("limit-login-user", limitUsage("failed logins per username", limits.LoginFailuresPerUser), limitFlag(&limits.LoginFailuresPerUser))
 	fs.Func("limit-login-addr", limitUsage("failed logins per client address", limits.LoginFailuresPerAddr), limitFlag(&limits.LoginFailuresPerAddr))
 	clientIPHeader := fs.String("client-ip-header", "", "behind a proxy: take the client address from the last value of this header (e.g. X-Forwarded-For)")
-	maxInFlight := fs.Int("max-in-flight", 4096, "requests served at once; more are answered 503 (0: no bound)")
+	maxInFlight := fs.Int("max-in-flight", 4096, "requests to the device routes (activate, validate, manifests, tokens) served at once; more are answered 503 (0: no bound)")
+	maxInFlightWeb := fs.Int("max-in-flight-web", 512, "requests to every other console route (login, catalogue, reviews, user routes) served at once, apart from the device routes; more are answered 503 (0: no bound)")
 	var apiOpts []api.Option
 	fs.Func("default-store", "store id whose products /api/v2/products lists when a request names none (default: every store)", func(v string) error {
 		id, err := strconv.ParseInt(v, 10, 64)
@@ -77,7 +78,7 @@ func cmdServe(e *cliEnv, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	console := api.New(svc, log, append(apiOpts, api.WithClientIPHeader(*clientIPHeader), api.WithMaxInFlight(*maxInFlight))...)
+	console := api.New(svc, log, append(apiOpts, api.WithClientIPHeader(*clientIPHeader), api.WithMaxInFlight(*maxInFlight), api.WithMaxInFlightWeb(*maxInFlightWeb))...)
 	web := admin.NewWeb(svc, log, admin.WebClientIPHeader(*clientIPHeader))
 	operator := admin.New(svc, log, admin.WithClientIPHeader(*clientIPHeader), admin.WithAuthenticator(web.Authenticator()))
 	var adminSrv *http.Server
