@@ -93,7 +93,7 @@ func TestManifestSelect(t *testing.T) {
 		sel  ManifestSelector
 		want string // "" for none
 	}{
-		{ManifestSelector{}, "10.0.0"},
+		{ManifestSelector{}, "2.0.0"}, // no parameter: the newest below 3.0.0 (wire contract §2.6)
 		{ManifestSelector{Max: sv("3.0.0")}, "3.0.0+b2"},
 		{ManifestSelector{Max: sv("3.0.0-rc.1")}, "3.0.0-beta.1"},
 		{ManifestSelector{Max: sv("2.9.9")}, "2.0.0"},
