@@ -41,7 +41,8 @@ func (s *Service) Activate(ctx context.Context, in ActivateInput) (Activation, e
 	if in.LicenseKey != "" {
 		c := byKey(in.LicenseKey)
 		now := s.clock.Now()
-		if wait := s.limits.activation.wait(in.ClientAddr, now); wait > 0 {
+		addr := s.limits.addr(in.ClientAddr)
+		if wait := s.limits.activation.wait(addr, now); wait > 0 {
 			// A device that presents a live session of this very key is not guessing.
 			if act, ok := s.stillActive(ctx, c, sid); ok {
 				return act, nil
@@ -55,7 +56,7 @@ func (s *Service) Activate(ctx context.Context, in ActivateInput) (Activation, e
 			act, err = s.activate(ctx, c, sid, in.ClientAddr)
 		}
 		if err == ErrLicenseNotFound {
-			s.limits.activation.fail(in.ClientAddr, now)
+			s.limits.activation.fail(addr, now)
 		}
 		return act, err
 	}

@@ -23,20 +23,30 @@ type LoginInput struct {
 
 // Login checks a username and password and issues a JWT when IssueJWT is set. An unknown user and a
 // wrong password give the same ErrBadCredentials, after the same amount of work. Too many failures
-// for the username or from the address give a *ThrottledError (ETHROTTLED) without a check.
+// for the username or from the address give a *ThrottledError (ETHROTTLED) without a check; so many
+// password checks under way that this one cannot start soon gives ErrBusy (EUNAVAILABLE).
+//
+// Each attempt takes a token from both buckets before the password is checked and gives them back
+// unless it failed, so concurrent attempts are bounded by the buckets too: of any number of
+// simultaneous guesses for one user, at most the burst is checked.
 func (s *Service) Login(ctx context.Context, in LoginInput) (LoginResult, error) {
 	now := s.clock.Now()
 	user := in.Username
 	if !validUsername(user) {
 		user = "" // no such user exists; don't let arbitrary strings take memory
 	}
-	if wait := max(s.limits.loginUser.wait(user, now), s.limits.loginAddr.wait(in.ClientAddr, now)); wait > 0 {
+	addr := s.limits.addr(in.ClientAddr)
+	if wait := s.limits.loginUser.take(user, now); wait > 0 {
+		return LoginResult{}, throttled(wait)
+	}
+	if wait := s.limits.loginAddr.take(addr, now); wait > 0 {
+		s.limits.loginUser.refund(user, now)
 		return LoginResult{}, throttled(wait)
 	}
 	res, err := s.login(ctx, in.Username, in.Password, in.IssueJWT)
-	if err == ErrBadCredentials {
-		s.limits.loginUser.fail(user, now)
-		s.limits.loginAddr.fail(in.ClientAddr, now)
+	if err != ErrBadCredentials {
+		s.limits.loginUser.refund(user, now)
+		s.limits.loginAddr.refund(addr, now)
 	}
 	return res, err
 }
@@ -48,12 +58,18 @@ func (s *Service) login(ctx context.Context, username, password string, issueJWT
 		u, err = s.store.UserByUsername(ctx, username)
 	}
 	if errors.Is(err, ErrNotFound) {
-		CheckPassword(dummyHash, password)
+		if _, err := s.checkPassword(ctx, dummyHash, password); err != nil {
+			return LoginResult{}, err
+		}
 		return LoginResult{}, ErrBadCredentials
 	} else if err != nil {
 		return LoginResult{}, fmt.Errorf("login: %w", err)
 	}
-	if !CheckPassword(u.PasswordHash, password) {
+	ok, err := s.checkPassword(ctx, u.PasswordHash, password)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if !ok {
 		return LoginResult{}, ErrBadCredentials
 	}
 	if u.Disabled {
@@ -65,6 +81,69 @@ func (s *Service) login(ctx context.Context, username, password string, issueJWT
 	}
 	return res, nil
 }
+
+// ErrBusy refuses a login when so many password checks are under way that it cannot start within
+// PasswordQueueWait (or the queue of waiting checks is full): answered 503 with Retry-After.
+var ErrBusy = &Error{Code: EUNAVAILABLE, Message: "Too many logins at once; try again shortly"}
+
+// PasswordQueueWait is how long a password check waits for a free slot before its login is
+// refused with ErrBusy.
+const PasswordQueueWait = time.Second
+
+// passwordQueuePerSlot is how many checks may wait per slot; beyond them a login is refused at
+// once.
+const passwordQueuePerSlot = 8
+
+// hashGate bounds the password checks (argon2id, PasswordMemory each) running at once, so that a
+// flood of logins cannot take the memory of the host: at most cap(slots) run, at most cap(queue)
+// wait for a slot (each at most PasswordQueueWait), and any other is refused.
+type hashGate struct {
+	slots chan struct{}
+	queue chan struct{}
+}
+
+func newHashGate(n int) *hashGate {
+	return &hashGate{slots: make(chan struct{}, n), queue: make(chan struct{}, n*passwordQueuePerSlot)}
+}
+
+func (g *hashGate) acquire(ctx context.Context) error {
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case g.queue <- struct{}{}:
+	default:
+		return ErrBusy
+	}
+	defer func() { <-g.queue }()
+	t := time.NewTimer(PasswordQueueWait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return ErrBusy
+	case <-ctx.Done():
+		return ErrBusy
+	}
+}
+
+func (g *hashGate) release() { <-g.slots }
+
+// checkPassword is CheckPassword within the bound on concurrent checks; ErrBusy when no slot
+// became free in time.
+func (s *Service) checkPassword(ctx context.Context, hash, password string) (bool, error) {
+	if err := s.hashes.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer s.hashes.release()
+	return checkPasswordFunc(hash, password), nil
+}
+
+// checkPasswordFunc is CheckPassword; tests replace it to watch the checks.
+var checkPasswordFunc = CheckPassword
 
 // IssueToken signs a JWT for a user with the current key and returns it with its expiry in Unix
 // seconds.

@@ -18,6 +18,7 @@ const (
 	EUNAUTHORIZED  = "unauthorized"  // no credentials or bad ones
 	EFORBIDDEN     = "forbidden"     // credentials are fine, or not needed, but the answer is no
 	ETOOLARGE      = "too_large"     // a request body over its limit
+	EUNAVAILABLE   = "unavailable"   // too much work under way; try again shortly (503, Retry-After)
 	EINTERNAL      = "internal"      // anything else; its message is never shown to a client
 )
 

@@ -10,3 +10,11 @@ func NewSeenClockForTest(ttl time.Duration) SeenClockForTest {
 }
 func (s SeenClockForTest) Pack(ms int64) uint32      { return s.c.pack(ms) }
 func (s SeenClockForTest) Unpack(v uint32) time.Time { return s.c.unpack(v) }
+
+// SetPasswordCheckForTest replaces the password check (CheckPassword) until the returned function
+// is called.
+func SetPasswordCheckForTest(f func(hash, password string) bool) (restore func()) {
+	old := checkPasswordFunc
+	checkPasswordFunc = f
+	return func() { checkPasswordFunc = old }
+}

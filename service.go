@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Limits are the abuse limits; nil means DefaultLimits.
 	Limits *Limits
+	// MaxPasswordChecks bounds the password checks (argon2id, 19 MiB each) that run at once
+	// (default twice GOMAXPROCS); more logins wait briefly for a slot, then are refused with
+	// ErrBusy.
+	MaxPasswordChecks int
 	// OneShot is for a short-lived process such as a CLI command: no background work (no change-log
 	// polling, sweeps or maintenance) and no validate cache; activity is written at Close.
 	OneShot bool
@@ -57,6 +62,7 @@ type Service struct {
 
 	limits limiters
 	logs   *LogLimiter
+	hashes *hashGate
 
 	catalogueGen atomic.Uint64 // counts this service's changes of the catalogue
 
@@ -86,6 +92,9 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 	if opts.Limits == nil {
 		opts.Limits = &DefaultLimits
 	}
+	if opts.MaxPasswordChecks <= 0 {
+		opts.MaxPasswordChecks = 2 * runtime.GOMAXPROCS(0)
+	}
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 2_000_000
 	}
@@ -98,6 +107,7 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 		live:   newLiveness(store, c, opts.Logger, opts),
 		limits: newLimiters(*opts.Limits),
 		logs:   NewLogLimiter(opts.Logger),
+		hashes: newHashGate(opts.MaxPasswordChecks),
 		stop:   make(chan struct{}),
 	}
 	s.keysLoaded = -time.Hour

@@ -210,6 +210,7 @@ var problems = map[string]struct {
 	openconsole.EPRECONDITION:  {http.StatusPreconditionFailed, "Precondition failed"},
 	openconsole.ETOOLARGE:      {http.StatusRequestEntityTooLarge, "Request too large"},
 	openconsole.ETHROTTLED:     {http.StatusTooManyRequests, "Too many requests"},
+	openconsole.EUNAVAILABLE:   {http.StatusServiceUnavailable, "Service unavailable"},
 }
 
 // ProblemType is the type URI of a problem with a code.
@@ -247,6 +248,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		var te *openconsole.ThrottledError
 		if errors.As(err, &te) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Seconds()+0.999)))
+		} else if p.status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
 		}
 		writeProblem(w, p.status, code, p.title, openconsole.ErrorMessage(err))
 		return

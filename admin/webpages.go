@@ -114,6 +114,8 @@ func (w *Web) login(rw http.ResponseWriter, r *http.Request) {
 		var te *openconsole.ThrottledError
 		if errors.As(err, &te) {
 			rw.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Seconds()+0.999)))
+		} else if errors.Is(err, openconsole.ErrBusy) {
+			rw.Header().Set("Retry-After", "1")
 		} else if status != http.StatusInternalServerError && !errors.Is(err, openconsole.ErrNoConsoleRole) {
 			status, msg = http.StatusUnauthorized, "Wrong username or password."
 		}

@@ -74,6 +74,7 @@ var statusOf = map[string]int{
 	openconsole.EFORBIDDEN:     http.StatusForbidden,
 	openconsole.ETOOLARGE:      http.StatusRequestEntityTooLarge,
 	openconsole.ETHROTTLED:     http.StatusTooManyRequests,
+	openconsole.EUNAVAILABLE:   http.StatusServiceUnavailable,
 }
 
 // fail answers err in the error envelope. Domain errors carry their own reason (a throttled one
@@ -85,6 +86,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, interna
 		var te *openconsole.ThrottledError
 		if errors.As(err, &te) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(te.RetryAfter.Seconds()))))
+		} else if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
 		}
 		writeError(w, status, openconsole.ErrorMessage(err))
 		return

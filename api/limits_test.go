@@ -331,3 +331,32 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestKeyGuessingFromOneIPv6Network (issue 10, finding 2): 60 guesses from 60 addresses of one
+// IPv6 /64 are 30 checked and 30 throttled, as from one IPv4 address; an IPv4 address and its
+// IPv4-mapped spelling share their bucket.
+func TestKeyGuessingFromOneIPv6Network(t *testing.T) {
+	_, url := limitServer(t, sqlstoretest.DSN(t, "sqlite"))
+	c := &http.Client{}
+	count := func(from func(i int) string) (notFound, throttled int) {
+		for i := range 60 {
+			r := limitPost(t, c, url, "/api/v2/device/license/activate", from(i), "", fmt.Sprintf(`{"licenseKey":"GUESS-%d"}`, i))
+			switch {
+			case r.status == http.StatusForbidden && r.reason == "License not found":
+				notFound++
+			case r.status == http.StatusTooManyRequests && r.retryAfter != "":
+				throttled++
+			default:
+				t.Fatalf("guess %d: status %d %q", i, r.status, r.reason)
+			}
+		}
+		return notFound, throttled
+	}
+	burst := openconsole.DefaultLimits.ActivationFailuresPerAddr.Burst
+	if nf, th := count(func(i int) string { return fmt.Sprintf("2001:db8:aa:bb:%x::%x", i, i+1) }); nf != burst || th != 60-burst {
+		t.Errorf("one /64: %d checked, %d throttled; want %d checked", nf, th, burst)
+	}
+	if nf, th := count(func(i int) string { return []string{"198.51.100.8", "::ffff:198.51.100.8"}[i%2] }); nf != burst || th != 60-burst {
+		t.Errorf("one IPv4 address in two spellings: %d checked, %d throttled; want %d checked", nf, th, burst)
+	}
+}

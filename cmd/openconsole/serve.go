@@ -35,6 +35,8 @@ func cmdServe(e *cliEnv, args []string) int {
 		limitFlag(&limits.ActivationFailuresPerAddr))
 	fs.Func("limit-login-user", limitUsage("failed logins per username", limits.LoginFailuresPerUser), limitFlag(&limits.LoginFailuresPerUser))
 	fs.Func("limit-login-addr", limitUsage("failed logins per client address", limits.LoginFailuresPerAddr), limitFlag(&limits.LoginFailuresPerAddr))
+	fs.IntVar(&limits.IPv6Prefix, "limit-ipv6-prefix", limits.IPv6Prefix, "the abuse limits count IPv6 client addresses by this prefix length (1 to 128)")
+	maxPasswordChecks := fs.Int("max-password-checks", 0, "password checks (argon2id, 19 MiB each) run at once; more logins wait up to 1s, then get 503 (default: twice the CPUs)")
 	clientIPHeader := fs.String("client-ip-header", "", "behind a proxy: take the client address from the last value of this header (e.g. X-Forwarded-For)")
 	maxInFlight := fs.Int("max-in-flight", 4096, "requests to the device routes (activate, validate, manifests, tokens) served at once; more are answered 503 (0: no bound)")
 	maxInFlightWeb := fs.Int("max-in-flight-web", 512, "requests to every other console route (login, catalogue, reviews, user routes) served at once, apart from the device routes; more are answered 503 (0: no bound)")
@@ -53,6 +55,12 @@ func cmdServe(e *cliEnv, args []string) int {
 	if *tokenTTL <= 0 || *tokenTTL > 365*24*time.Hour {
 		return e.usageErr("--token-ttl must be between 1s and 8760h")
 	}
+	if limits.IPv6Prefix < 1 || limits.IPv6Prefix > 128 {
+		return e.usageErr("--limit-ipv6-prefix must be between 1 and 128")
+	}
+	if *maxPasswordChecks < 0 {
+		return e.usageErr("--max-password-checks must not be negative")
+	}
 	if *sessionTTL < 0 {
 		return e.usageErr("--session-ttl must not be negative")
 	}
@@ -68,7 +76,8 @@ func cmdServe(e *cliEnv, args []string) int {
 	e.create = true
 	svc, st, closeAll, err := e.open(
 		sqlstore.Options{MaxConns: *maxConns, StatementTimeout: *stmtTimeout, ConnectTimeout: *connTimeout},
-		openconsole.Options{SessionTTL: *sessionTTL, TokenTTL: *tokenTTL, Logger: log, Limits: &limits, AuditKey: auditKey})
+		openconsole.Options{SessionTTL: *sessionTTL, TokenTTL: *tokenTTL, Logger: log, Limits: &limits, AuditKey: auditKey,
+			MaxPasswordChecks: *maxPasswordChecks})
 	if err != nil {
 		return e.fail(err)
 	}
