@@ -32,15 +32,19 @@ type RegistryCredentials struct {
 	Password string
 }
 
-// TokenIssuance records one answered download-token request: which session asked for which app
-// version, and whether credentials were handed out (official app) or not (unofficial app).
+// TokenIssuance records the answered download-token requests of one session for one app version
+// and one kind of answer (credentials handed out, for an official app, or none): when the first
+// and the last were answered and how many there were. The record is aggregated so that a device
+// asking in a loop adds to a count, not rows.
 type TokenIssuance struct {
-	ID          int64
-	SessionID   string
-	App         string
-	Version     string
-	Credentials bool
-	IssuedAt    time.Time
+	ID           int64
+	SessionID    string
+	App          string
+	Version      string
+	Credentials  bool
+	IssuedAt     time.Time // the first answer
+	LastIssuedAt time.Time // the latest answer
+	Count        int64     // how many answers
 }
 
 // ErrSessionNotFound refuses manifests and tokens to a request without a live session (wire
@@ -130,7 +134,7 @@ func (s *Service) Manifest(ctx context.Context, q ManifestQuery) (Manifest, erro
 // DownloadToken answers a device's request for registry credentials for an app version (wire
 // contract §2.7) on behalf of a session that LiveSession has checked. It returns the credentials
 // for an official app and nil for any other (unknown apps included: they need none). Each answer
-// is recorded as a TokenIssuance. Missing app or version gives EINVALID.
+// is counted in the TokenIssuance of its session, app version and kind. Missing app or version gives EINVALID.
 func (s *Service) DownloadToken(ctx context.Context, session SessionRef, app, version string) (*RegistryCredentials, error) {
 	if app == "" {
 		return nil, MissingField("app")
@@ -286,8 +290,9 @@ func (s *Service) SetRegistryCredentials(ctx context.Context, app string, c Regi
 	return wrap("set registry credentials", err)
 }
 
-// TokenIssuances lists the recorded download-token answers in order, all of them or (sessionID not
-// "") those of one session.
+// TokenIssuances lists the recorded download-token answers, aggregated per session, app version
+// and kind, in the order of their first answer: all of them or (sessionID not "") those of one
+// session.
 func (s *Service) TokenIssuances(ctx context.Context, sessionID string) ([]TokenIssuance, error) {
 	if sessionID != "" {
 		sid, ok := ParseSessionID(sessionID)

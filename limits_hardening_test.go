@@ -257,3 +257,51 @@ func TestAbuseLimitsCountNetworks(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenIssuancesAggregated (issue 10, finding 9): download-token answers are counted on one
+// record per session, app version and kind, also when they arrive at once, instead of a row each.
+func TestTokenIssuancesAggregated(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		clock := &fakeClock{t: time.Now().Truncate(time.Millisecond)}
+		svc := newService(t, dsn, openconsole.Options{Now: clock.Now})
+		lic := mustLicense(t, svc, openconsole.LicenseInput{Seats: 1})
+		act, err := activate(t, svc, lic.Key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := clock.Now()
+		const n = 200
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := svc.DownloadToken(ctx, act.Session, "tech.flecs.community", "1.0.0"); err != nil {
+					t.Errorf("token %d: %v", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		clock.Add(time.Minute)
+		if _, err := svc.DownloadToken(ctx, act.Session, "tech.flecs.community", "1.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.DownloadToken(ctx, act.Session, "tech.flecs.community", "2.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := svc.TokenIssuances(ctx, act.Session.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 {
+			t.Fatalf("%d token answers for two versions stored %d records, want 2: %+v", n+2, len(got), got)
+		}
+		a, b := got[0], got[1]
+		if a.Version != "1.0.0" || a.Count != n+1 || !a.IssuedAt.Equal(first) || !a.LastIssuedAt.Equal(clock.Now()) || a.Credentials {
+			t.Errorf("record of 1.0.0 = %+v; want %d answers, first at %v, last at %v", a, n+1, first, clock.Now())
+		}
+		if b.Version != "2.0.0" || b.Count != 1 || !b.IssuedAt.Equal(b.LastIssuedAt) {
+			t.Errorf("record of 2.0.0 = %+v; want one answer", b)
+		}
+	})
+}

@@ -343,7 +343,8 @@ type Tx interface {
 	DataKeys() ([]DataKey, error)
 	// AddDataKey stores a data key.
 	AddDataKey(k DataKey) error
-	// RecordToken stores a download-token answer.
+	// RecordToken counts a download-token answer in the TokenIssuance of its session, app, version
+	// and kind (ti.IssuedAt is the answer's time), creating it for the first answer.
 	RecordToken(ti TokenIssuance) error
 	// LockProduct returns a product by id and locks it until the end of the transaction.
 	LockProduct(id int64) (Product, error)

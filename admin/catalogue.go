@@ -190,14 +190,17 @@ func (s *Server) setCredentials(w http.ResponseWriter, r *http.Request, p openco
 	return writeJSON(w, http.StatusOK, AppJSON{a.Name, a.Official, a.Credentials != "", Time(a.CreatedAt), Time(a.UpdatedAt)})
 }
 
-// TokenIssuanceJSON is a recorded download-token answer.
+// TokenIssuanceJSON is the record of a session's download-token answers for one app version and
+// kind: the first (issuedAt), the latest (lastIssuedAt) and how many (count).
 type TokenIssuanceJSON struct {
-	ID          int64  `json:"id"`
-	Session     string `json:"session"`
-	App         string `json:"app"`
-	Version     string `json:"version"`
-	Credentials bool   `json:"credentials"`
-	IssuedAt    Time   `json:"issuedAt"`
+	ID           int64  `json:"id"`
+	Session      string `json:"session"`
+	App          string `json:"app"`
+	Version      string `json:"version"`
+	Credentials  bool   `json:"credentials"`
+	IssuedAt     Time   `json:"issuedAt"`
+	LastIssuedAt Time   `json:"lastIssuedAt"`
+	Count        int64  `json:"count"`
 }
 
 func (s *Server) listTokenIssuances(w http.ResponseWriter, r *http.Request, p openconsole.Principal) error {
@@ -207,7 +210,8 @@ func (s *Server) listTokenIssuances(w http.ResponseWriter, r *http.Request, p op
 	}
 	page := Page[TokenIssuanceJSON]{Items: make([]TokenIssuanceJSON, 0, len(tis))}
 	for _, ti := range tis {
-		page.Items = append(page.Items, TokenIssuanceJSON{ti.ID, ti.SessionID, ti.App, ti.Version, ti.Credentials, Time(ti.IssuedAt)})
+		page.Items = append(page.Items, TokenIssuanceJSON{ti.ID, ti.SessionID, ti.App, ti.Version, ti.Credentials,
+			Time(ti.IssuedAt), Time(ti.LastIssuedAt), ti.Count})
 	}
 	return writeJSON(w, http.StatusOK, page)
 }

@@ -112,12 +112,12 @@ func TestDeviceInstallsAppsEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var creds, none int
+		var creds, none int64
 		for _, ti := range got {
 			if ti.Credentials {
-				creds++
+				creds += ti.Count
 			} else {
-				none++
+				none += ti.Count
 			}
 		}
 		if creds != 2 || none != 1 {

@@ -118,7 +118,7 @@ func (s *Store) TokenIssuances(ctx context.Context, sessionID string) ([]opencon
 	if sessionID != "" {
 		c.add(`session_id = ?`, sessionID)
 	}
-	rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT id, session_id, app, version, credentials, issued_at
+	rows, err := s.r.QueryContext(ctx, s.d.q(`SELECT id, session_id, app, version, credentials, issued_at, last_issued_at, issue_count
 		FROM token_issuances`+c.String()+` ORDER BY id`), c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("token issuances: %w", err)
@@ -127,11 +127,11 @@ func (s *Store) TokenIssuances(ctx context.Context, sessionID string) ([]opencon
 	var out []openconsole.TokenIssuance
 	for rows.Next() {
 		var ti openconsole.TokenIssuance
-		var at int64
-		if err := rows.Scan(&ti.ID, &ti.SessionID, &ti.App, &ti.Version, &ti.Credentials, &at); err != nil {
+		var at, last int64
+		if err := rows.Scan(&ti.ID, &ti.SessionID, &ti.App, &ti.Version, &ti.Credentials, &at, &last, &ti.Count); err != nil {
 			return nil, fmt.Errorf("token issuances: %w", err)
 		}
-		ti.IssuedAt = fromMS(at)
+		ti.IssuedAt, ti.LastIssuedAt = fromMS(at), fromMS(last)
 		out = append(out, ti)
 	}
 	return out, rows.Err()
@@ -283,9 +283,14 @@ func (t *txn) AddDataKey(k openconsole.DataKey) error {
 	return err
 }
 
+// RecordToken counts a download-token answer on the row of its session, app version and kind,
+// creating it for the first one: one atomic statement, so concurrent answers each count once.
 func (t *txn) RecordToken(ti openconsole.TokenIssuance) error {
-	_, err := t.exec(t.d.q(`INSERT INTO token_issuances (session_id, app, version, credentials, issued_at)
-		VALUES (?, ?, ?, ?, ?)`), ti.SessionID, ti.App, ti.Version, ti.Credentials, ms(ti.IssuedAt))
+	_, err := t.exec(t.d.q(`INSERT INTO token_issuances (session_id, app, version, credentials, issued_at, last_issued_at, issue_count)
+		VALUES (?, ?, ?, ?, ?, ?, 1)
+		ON CONFLICT (session_id, app, version, credentials) DO UPDATE
+			SET issue_count = token_issuances.issue_count + 1, last_issued_at = excluded.last_issued_at`),
+		ti.SessionID, ti.App, ti.Version, ti.Credentials, ms(ti.IssuedAt), ms(ti.IssuedAt))
 	return err
 }
 

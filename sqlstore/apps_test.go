@@ -122,7 +122,8 @@ func TestDataKeysAndTokenIssuances(t *testing.T) {
 					return err
 				}
 			}
-			return nil
+			// A second answer for version 0 counts on its record.
+			return tx.RecordToken(openconsole.TokenIssuance{SessionID: sid, App: "tech.flecs.a", Version: "0", Credentials: true, IssuedAt: t0.Add(time.Hour)})
 		})
 		err = st.Update(ctx, func(tx openconsole.Tx) error {
 			return tx.RecordToken(openconsole.TokenIssuance{SessionID: openconsole.NewSessionID(), App: "a", Version: "1", IssuedAt: t0})
@@ -133,7 +134,8 @@ func TestDataKeysAndTokenIssuances(t *testing.T) {
 		for _, q := range []string{"", sid} {
 			tis, err := st.TokenIssuances(ctx, q)
 			if err != nil || len(tis) != 2 || !tis[0].Credentials || tis[1].Credentials || tis[0].ID >= tis[1].ID ||
-				tis[0].SessionID != sid || !tis[0].IssuedAt.Equal(t0.Truncate(time.Millisecond)) {
+				tis[0].SessionID != sid || !tis[0].IssuedAt.Equal(t0.Truncate(time.Millisecond)) ||
+				tis[0].Count != 2 || !tis[0].LastIssuedAt.Equal(t0.Add(time.Hour).Truncate(time.Millisecond)) || tis[1].Count != 1 {
 				t.Errorf("token issuances %q: %+v, %v", q, tis, err)
 			}
 		}

@@ -5,3 +5,19 @@ ALTER TABLE signing_keys ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
 UPDATE signing_keys SET seq = (SELECT COUNT(*) FROM signing_keys k
     WHERE k.created_at < signing_keys.created_at OR (k.created_at = signing_keys.created_at AND k.id <= signing_keys.id));
 CREATE UNIQUE INDEX signing_keys_seq ON signing_keys (seq);
+
+-- Download-token answers are aggregated: one row per session, app version and kind of answer
+-- (credentials or none), with when it was first and last answered and how often, instead of a
+-- row per call (a device asking in a loop wrote thousands of rows a minute). The rows stored
+-- before are folded into the first row of their group.
+ALTER TABLE token_issuances ADD COLUMN last_issued_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE token_issuances ADD COLUMN issue_count BIGINT NOT NULL DEFAULT 1;
+UPDATE token_issuances SET
+    issue_count = (SELECT COUNT(*) FROM token_issuances t WHERE t.session_id = token_issuances.session_id
+        AND t.app = token_issuances.app AND t.version = token_issuances.version AND t.credentials = token_issuances.credentials),
+    last_issued_at = (SELECT MAX(t.issued_at) FROM token_issuances t WHERE t.session_id = token_issuances.session_id
+        AND t.app = token_issuances.app AND t.version = token_issuances.version AND t.credentials = token_issuances.credentials);
+DELETE FROM token_issuances WHERE id > (SELECT MIN(t.id) FROM token_issuances t WHERE t.session_id = token_issuances.session_id
+    AND t.app = token_issuances.app AND t.version = token_issuances.version AND t.credentials = token_issuances.credentials);
+DROP INDEX token_issuances_session;
+CREATE UNIQUE INDEX token_issuances_answer ON token_issuances (session_id, app, version, credentials);
