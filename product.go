@@ -353,15 +353,16 @@ func (s *Service) Products(ctx context.Context, q ProductQuery) ([]Product, int,
 	return ps, total, nil
 }
 
-// Review is a user's review of a product (wire contract §2.10).
+// Review is a user's review of a product (wire contract §2.10). A user has at most one review of
+// a product; reviewing it again replaces it.
 type Review struct {
 	ID               int64
 	ProductID        int64
 	ProductName      string
 	ProductPermalink string
 	UserID           int64
-	Reviewer         string
-	ReviewerEmail    string
+	Reviewer         string // the account's display name (its username when it has none)
+	ReviewerEmail    string // the account's e-mail address
 	Text             string
 	Rating           float64
 	Status           string // "approved"
@@ -373,35 +374,42 @@ type Review struct {
 // nor in the body's jwt (wire contract §2.10 accepts either).
 var ErrReviewTokenRequired = &Error{Code: EUNAUTHORIZED, Message: "Missing token: send Authorization: Bearer or jwt"}
 
-// ReviewInput is a review as a user posts it.
+// ErrReviewNotOwner refuses a review by a user who does not own the product (wire contract §2.10).
+var ErrReviewNotOwner = &Error{Code: EFORBIDDEN, Message: "Only a user who owns this product may review it"}
+
+// ReviewInput is a review as a user posts it. The reviewer's name and e-mail address are not part
+// of it: they come from the account.
 type ReviewInput struct {
-	ProductID     int64
-	Review        string
-	Reviewer      string
-	ReviewerEmail string
-	Rating        float64
+	ProductID int64
+	Review    string
+	Rating    float64
 }
 
-// PostReview stores a review by user and updates the product's average_rating and rating_count in
-// the same transaction. Errors: EINVALID for a bad field or an unknown product.
+// PostReview stores the review of a product by user, who must own it (an active or pending-cancel
+// subscription), and updates the product's average_rating and rating_count in the same
+// transaction. A user's second review of a product replaces the first: each user counts once in
+// the rating. The reviewer's name and e-mail address are the account's. Errors: EINVALID for a bad
+// field or an unknown product, ErrReviewNotOwner (EFORBIDDEN) for a user who does not own it.
 func (s *Service) PostReview(ctx context.Context, user User, in ReviewInput) (Review, error) {
 	switch {
 	case in.ProductID <= 0:
 		return Review{}, Errorf(EINVALID, "Invalid payload: product_id must be a positive integer")
 	case strings.TrimSpace(in.Review) == "" || len(in.Review) > 10000 || !utf8.ValidString(in.Review):
 		return Review{}, Errorf(EINVALID, "Invalid payload: review must be 1 to 10000 characters")
-	case strings.TrimSpace(in.Reviewer) == "" || len(in.Reviewer) > 256 || !printable(in.Reviewer):
-		return Review{}, Errorf(EINVALID, "Invalid payload: reviewer must be 1 to 256 printable characters")
-	case !strings.Contains(in.ReviewerEmail, "@") || len(in.ReviewerEmail) > 256 || !printable(in.ReviewerEmail):
-		return Review{}, Errorf(EINVALID, "Invalid payload: reviewer_email must be an e-mail address")
 	case math.IsNaN(in.Rating) || in.Rating < 1 || in.Rating > 5:
 		return Review{}, Errorf(EINVALID, "Invalid payload: rating must be from 1 to 5")
 	}
 	if ActorFrom(ctx).Kind == ActorSystem {
 		ctx = WithActor(ctx, Actor{Kind: ActorConsole, Name: user.Username})
 	}
+	reviewer := user.DisplayName
+	if strings.TrimSpace(reviewer) == "" {
+		reviewer = user.Username
+	}
 	out, err := mutate(s, ctx, func(tx Tx, now time.Time) (Review, AuditRecord, error) {
 		now = now.Truncate(time.Second)
+		// The product's row lock orders every review of it: one user's concurrent reviews find
+		// each other, and the rating adds up.
 		p, err := tx.LockProduct(in.ProductID)
 		if errors.Is(err, ErrNotFound) {
 			return Review{}, AuditRecord{}, Errorf(EINVALID, "Invalid payload: no product with product_id %d", in.ProductID)
@@ -412,14 +420,33 @@ func (s *Service) PostReview(ctx context.Context, user User, in ReviewInput) (Re
 		if err != nil {
 			return Review{}, AuditRecord{}, err
 		}
+		if !owns {
+			return Review{}, AuditRecord{}, ErrReviewNotOwner
+		}
 		r := Review{ProductID: p.ID, ProductName: p.Name, ProductPermalink: p.Permalink, UserID: user.ID,
-			Reviewer: in.Reviewer, ReviewerEmail: in.ReviewerEmail, Text: in.Review, Rating: in.Rating,
-			Status: "approved", Verified: owns, CreatedAt: now}
-		if r, err = tx.AddReview(r); err != nil {
+			Reviewer: reviewer, ReviewerEmail: user.Email, Text: in.Review, Rating: in.Rating,
+			Status: "approved", Verified: true, CreatedAt: now}
+		count, sum := p.RatingCount+1, p.RatingSum+in.Rating
+		old, err := tx.ReviewByUser(p.ID, user.ID)
+		switch {
+		case err == nil:
+			r.ID = old.ID
+			count, sum = p.RatingCount, max(0, p.RatingSum-old.Rating+in.Rating)
+			if count < 1 { // the product's rating was replaced by an import since
+				count, sum = 1, in.Rating
+			}
+			err = tx.UpdateReview(r)
+		case errors.Is(err, ErrNotFound):
+			r, err = tx.AddReview(r)
+		}
+		if err != nil {
 			return Review{}, AuditRecord{}, err
 		}
 		before := map[string]any{"ratingCount": p.RatingCount}
-		if p, err = p.withRating(p.RatingCount+1, p.RatingSum+in.Rating); err != nil {
+		if old.ID != 0 {
+			before["rating"] = old.Rating
+		}
+		if p, err = p.withRating(count, sum); err != nil {
 			return Review{}, AuditRecord{}, err
 		}
 		p.UpdatedAt = now
@@ -427,7 +454,7 @@ func (s *Service) PostReview(ctx context.Context, user User, in ReviewInput) (Re
 			return Review{}, AuditRecord{}, err
 		}
 		return r, AuditRecord{Action: "review.create", Target: "product:" + strconv.FormatInt(p.ID, 10),
-			Before: before, After: map[string]any{"ratingCount": p.RatingCount, "rating": in.Rating, "review": r.ID}}, nil
+			Before: before, After: map[string]any{"ratingCount": p.RatingCount, "rating": in.Rating, "review": r.ID, "replaced": old.ID != 0}}, nil
 	})
 	s.catalogueGen.Add(1)
 	if err != nil {

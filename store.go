@@ -352,6 +352,10 @@ type Tx interface {
 	PutProduct(p Product) error
 	// AddReview stores a review and returns it with its id.
 	AddReview(r Review) (Review, error)
+	// ReviewByUser returns the review of a product by a user; ErrNotFound when there is none.
+	ReviewByUser(productID, userID int64) (Review, error)
+	// UpdateReview replaces the review with r.ID by r.
+	UpdateReview(r Review) error
 	// OwnsProduct reports whether the user has a subscription of the product in an owning status.
 	OwnsProduct(userID, productID int64) (bool, error)
 	// CreateSubscription stores a subscription and returns it with its id.

@@ -482,7 +482,8 @@ func TestConformanceApps(t *testing.T) {
 			r.integer(t, "data.review.id")
 			for path, want := range map[string]string{
 				"data.review.product_name": "Official App", "data.review.product_permalink": "https://console.example/product/official-app",
-				"data.review.status": "approved", "data.review.reviewer": "u1", "data.review.reviewer_email": "u1@x", "data.review.review": "x",
+				// The reviewer is the account, whatever the body says (decision, §2.10).
+				"data.review.status": "approved", "data.review.reviewer": "User One", "data.review.reviewer_email": "u1@example.com", "data.review.review": "x",
 			} {
 				if got := r.text(t, path); got != want {
 					t.Errorf("%s %q; want %q", path, got, want)
@@ -507,13 +508,22 @@ func TestConformanceApps(t *testing.T) {
 			wantRating(t, e, 101, "4.50", 2)
 		})
 		step("65_review_body_jwt", func(t *testing.T) {
-			body := strings.TrimSuffix(review(102, 4), "}") + `,"jwt":"` + u1Token + `"}`
+			// u1's second review of 101, with the token in the body, replaces the first: u1
+			// counts once, now with 3 (4 + 3 over 2).
+			first := e.do(t, call{path: pathReviews, ctype: ctJSON, body: review(101, 5), header: []string{bearerHdr(u1Token)}})
+			body := strings.TrimSuffix(review(101, 3), "}") + `,"jwt":"` + u1Token + `"}`
 			r := e.do(t, call{path: pathReviews, ctype: ctJSON, body: body})
 			wantStatus(t, r, http.StatusCreated)
-			if r.boolean(t, "data.review.verified") {
-				t.Error("data.review.verified true; want false (u1's subscription of 102 is cancelled)")
+			if id, firstID := r.integer(t, "data.review.id"), first.integer(t, "data.review.id"); id != firstID {
+				t.Errorf("second review id %d; want the first's %d (replaced)", id, firstID)
 			}
-			wantRating(t, e, 102, "4.00", 1)
+			wantRating(t, e, 101, "3.50", 2)
+			// 102's subscription is cancelled: u1 does not own it and may not review it (§2.10).
+			wantError(t, e.do(t, call{path: pathReviews, ctype: ctJSON, body: review(102, 1), header: []string{bearerHdr(u1Token)}}),
+				http.StatusForbidden, "Only a user who owns this product may review it")
+			wantError(t, e.do(t, call{path: pathReviews, ctype: ctJSON, body: review(101, 1), header: []string{bearerHdr(u0Token)}}),
+				http.StatusForbidden, "")
+			wantRating(t, e, 102, "0.00", 0)
 			for name, c := range map[string]call{
 				"neither":          {path: pathReviews, ctype: ctJSON, body: review(102, 4)},
 				"bad_bearer":       {path: pathReviews, ctype: ctJSON, body: review(102, 4), header: []string{bearerHdr("garbage")}},
@@ -534,7 +544,6 @@ func TestConformanceApps(t *testing.T) {
 				"rating_too_high": review(101, 7),
 				"rating_zero":     review(101, 0),
 				"unknown_product": review(999, 5),
-				"bad_email":       `{"data":{"product_id":101,"review":"x","reviewer":"u1","reviewer_email":"nope","rating":5}}`,
 				"empty_review":    `{"data":{"product_id":101,"review":"","reviewer":"u1","reviewer_email":"u1@x","rating":5}}`,
 				"wrong_type":      `{"data":{"product_id":"101","review":"x","reviewer":"u1","reviewer_email":"u1@x","rating":5}}`,
 			} {
@@ -543,8 +552,8 @@ func TestConformanceApps(t *testing.T) {
 				})
 			}
 			// Refused reviews changed no rating.
-			wantRating(t, e, 101, "4.50", 2)
-			wantRating(t, e, 102, "4.00", 1)
+			wantRating(t, e, 101, "3.50", 2)
+			wantRating(t, e, 102, "0.00", 0)
 		})
 		step("66_user_routes", func(t *testing.T) {
 			for path, want := range map[string]string{

@@ -244,13 +244,13 @@ func (s *Server) mySubscriptions(w http.ResponseWriter, r *http.Request) {
 	}{len(orders), orders})
 }
 
+// reviewRequest is a reviewRequest (wire contract §2.10). Its reviewer and reviewer_email are not
+// read: the reviewer is the account the token names.
 type reviewRequest struct {
 	Data *struct {
-		ProductID     *int64   `json:"product_id"`
-		Review        *string  `json:"review"`
-		Reviewer      *string  `json:"reviewer"`
-		ReviewerEmail *string  `json:"reviewer_email"`
-		Rating        *float64 `json:"rating"`
+		ProductID *int64   `json:"product_id"`
+		Review    *string  `json:"review"`
+		Rating    *float64 `json:"rating"`
 	} `json:"data"`
 	JWT *string `json:"jwt"`
 }
@@ -265,10 +265,6 @@ func (req *reviewRequest) missing() string {
 		return "data.product_id"
 	case d.Review == nil:
 		return "data.review"
-	case d.Reviewer == nil:
-		return "data.reviewer"
-	case d.ReviewerEmail == nil:
-		return "data.reviewer_email"
 	case d.Rating == nil:
 		return "data.rating"
 	}
@@ -295,7 +291,9 @@ const wooTime = "2006-01-02T15:04:05"
 
 // review is POST /api/v2/products/apps/reviews (wire contract §2.10). The token comes from
 // Authorization: Bearer (the web app) or, without that header, from the body's jwt (SPEC). 401
-// without a valid token, 400 for a bad payload, else 201 with data.review and success:true.
+// without a valid token, 400 for a bad payload, 403 when the user does not own the product, else
+// 201 with data.review (the user's one review of the product, replaced by a second) and
+// success:true.
 func (s *Server) review(w http.ResponseWriter, r *http.Request) {
 	var user openconsole.User
 	fromHeader := strings.TrimSpace(r.Header.Get("Authorization")) != ""
@@ -327,7 +325,7 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request) {
 	}
 	d := req.Data
 	rv, err := s.svc.PostReview(r.Context(), user, openconsole.ReviewInput{
-		ProductID: *d.ProductID, Review: *d.Review, Reviewer: *d.Reviewer, ReviewerEmail: *d.ReviewerEmail, Rating: *d.Rating,
+		ProductID: *d.ProductID, Review: *d.Review, Rating: *d.Rating,
 	})
 	if err != nil {
 		s.fail(w, r, err, productsFailure)

@@ -318,6 +318,26 @@ func (t *txn) AddReview(r openconsole.Review) (openconsole.Review, error) {
 	return r, err
 }
 
+func (t *txn) ReviewByUser(productID, userID int64) (openconsole.Review, error) {
+	var r openconsole.Review
+	var created int64
+	err := t.queryRow(t.d.q(`SELECT id, product_id, user_id, reviewer, reviewer_email, review, rating, status, verified, created_at
+		FROM reviews WHERE product_id = ? AND user_id = ?`), productID, userID).Scan(&r.ID, &r.ProductID, &r.UserID,
+		&r.Reviewer, &r.ReviewerEmail, &r.Text, &r.Rating, &r.Status, &r.Verified, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return openconsole.Review{}, openconsole.ErrNotFound
+	}
+	r.CreatedAt = fromMS(created)
+	return r, err
+}
+
+func (t *txn) UpdateReview(r openconsole.Review) error {
+	_, err := t.exec(t.d.q(`UPDATE reviews SET reviewer = ?, reviewer_email = ?, review = ?, rating = ?, status = ?,
+		verified = ?, created_at = ? WHERE id = ?`),
+		r.Reviewer, r.ReviewerEmail, r.Text, r.Rating, r.Status, r.Verified, ms(r.CreatedAt), r.ID)
+	return err
+}
+
 func (t *txn) OwnsProduct(userID, productID int64) (bool, error) {
 	cond, args := owning()
 	var n int

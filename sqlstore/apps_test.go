@@ -247,8 +247,10 @@ func TestProductsReviewsSubscriptions(t *testing.T) {
 	})
 }
 
-// TestConcurrentReviewsCountExactly posts reviews from many goroutines at once: every one must be
-// counted in rating_count and average_rating, on one server and across two stores on one database.
+// TestConcurrentReviewsCountExactly posts reviews from many goroutines at once, on one server and
+// across two stores on one database: every owner counts exactly once in rating_count and
+// average_rating, however many reviews they post at once (issue 10, finding 8: one review per
+// user and product), and a user who does not own the product is refused.
 func TestConcurrentReviewsCountExactly(t *testing.T) {
 	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
 		st1, st2 := open(t, dsn), open(t, dsn)
@@ -262,27 +264,46 @@ func TestConcurrentReviewsCountExactly(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer svc2.Close()
-		u, err := svc1.CreateUser(ctx, openconsole.UserInput{Username: "u1", Password: "pw"})
-		if err != nil {
-			t.Fatal(err)
-		}
 		if _, err := svc1.ImportProducts(ctx, []byte(`[{"id":1,"name":"A","average_rating":"5.00","rating_count":1}]`)); err != nil {
 			t.Fatal(err)
 		}
-		const n = 60
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := 0; i < n; i++ {
-			svc := svc1
-			if i%2 == 1 {
-				svc = svc2
+		const owners, each = 10, 6
+		var users []openconsole.User
+		for i := range owners + 1 {
+			u, err := svc1.CreateUser(ctx, openconsole.UserInput{Username: fmt.Sprintf("u%d", i), Password: "pw", DisplayName: fmt.Sprintf("User %d", i)})
+			if err != nil {
+				t.Fatal(err)
 			}
-			wg.Add(1)
-			go func(rating float64) {
-				defer wg.Done()
-				_, err := svc.PostReview(ctx, u, openconsole.ReviewInput{ProductID: 1, Review: "ok", Reviewer: "u1", ReviewerEmail: "u1@x", Rating: rating})
-				errs <- err
-			}(float64(1 + i%2*2)) // 1 and 3, alternating
+			if i < owners {
+				if _, err := svc1.AddSubscription(ctx, u.Username, 1, "active"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			users = append(users, u)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, (owners+1)*each)
+		for i, u := range users {
+			for j := range each {
+				svc := svc1
+				if j%2 == 1 {
+					svc = svc2
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// Each owner's reviews carry one rating (1 or 3), so the outcome is known
+					// whichever of them comes last.
+					_, err := svc.PostReview(ctx, u, openconsole.ReviewInput{ProductID: 1, Review: "ok", Rating: float64(1 + i%2*2)})
+					if i == owners {
+						if err != openconsole.ErrReviewNotOwner {
+							errs <- fmt.Errorf("review by a user who does not own the product: %v, want ErrReviewNotOwner", err)
+						}
+						return
+					}
+					errs <- err
+				}()
+			}
 		}
 		wg.Wait()
 		close(errs)
@@ -302,9 +323,26 @@ func TestConcurrentReviewsCountExactly(t *testing.T) {
 		if err := json.Unmarshal(ps[0].Document, &doc); err != nil {
 			t.Fatal(err)
 		}
-		// 1 rating of 5 plus 30 of 1 and 30 of 3: 125 / 61 = 2.049...
-		if ps[0].RatingCount != n+1 || doc.Count != n+1 || doc.Avg != "2.05" {
-			t.Errorf("rating_count %d (document %d), average_rating %q; want %d and \"2.05\"", ps[0].RatingCount, doc.Count, doc.Avg, n+1)
+		// 1 rating of 5 plus 5 owners' 1 and 5 owners' 3: 25 / 11 = 2.27
+		if ps[0].RatingCount != owners+1 || doc.Count != owners+1 || doc.Avg != "2.27" {
+			t.Errorf("%d owners posting %d reviews each: rating_count %d (document %d), average_rating %q; want %d and \"2.27\"",
+				owners, each, ps[0].RatingCount, doc.Count, doc.Avg, owners+1)
+		}
+		var reviews int
+		if err := st1.Update(ctx, func(tx openconsole.Tx) error {
+			for _, u := range users {
+				if _, err := tx.ReviewByUser(1, u.ID); err == nil {
+					reviews++
+				} else if !errors.Is(err, openconsole.ErrNotFound) {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if reviews != owners {
+			t.Errorf("%d reviews stored, want one per owner (%d)", reviews, owners)
 		}
 	})
 }
