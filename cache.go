@@ -145,7 +145,9 @@ func (c *sessionCache) get(k sessionKey, id string, at time.Duration) (SessionSt
 // put stores what a database read returned, unless an invalidation happened since gen was taken.
 // A session that no longer holds a seat never will again, and is rare: it is not worth the memory.
 func (c *sessionCache) put(k sessionKey, st SessionState, gen uint64) {
-	if !st.Session.HoldsSeat() || st.License.ID <= 0 || st.License.ID > math.MaxUint32 {
+	// Sessions of offline certificates (a hard expiry) are few and are read from the database:
+	// the 16 bytes of a cached session have no room for their expiry.
+	if !st.Session.HoldsSeat() || !st.Session.ExpiresAt.IsZero() || st.License.ID <= 0 || st.License.ID > math.MaxUint32 {
 		return
 	}
 	e := cachedSession{licenseID: uint32(st.License.ID), ts: st.Session.Timestamp, lastSeen: c.seen.pack(toMS(st.Session.LastSeenAt))}

@@ -114,6 +114,17 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 	return s, nil
 }
 
+// ExpirySweepInterval is how often a server ends the sessions past their hard expiry (those of
+// offline certificates). Until then their seat is taken but they do not validate; an activation
+// that finds their license full ends them at once.
+const ExpirySweepInterval = 30 * time.Second
+
+// SweepExpired ends, now, every session past its hard expiry and frees its seat (the background
+// sweep does so every ExpirySweepInterval); for tests and one-shot processes.
+func (s *Service) SweepExpired(ctx context.Context) error {
+	return wrap("sweep expired sessions", s.live.sweepExpired(ctx))
+}
+
 // Close writes out pending activity and stops the background work. It does not close the store.
 func (s *Service) Close() error {
 	s.once.Do(func() { close(s.stop) })
@@ -168,6 +179,12 @@ func (s *Service) startBackground() {
 			}
 		})
 	}
+	// Sessions of offline certificates end at their expiry, whatever the idle timeout.
+	s.every(ExpirySweepInterval, time.Minute, func(ctx context.Context) {
+		if err := l.sweepExpired(ctx); err != nil {
+			s.logs.Warn("sweep expired sessions", err)
+		}
+	})
 	s.every(KeyRefreshInterval, 10*time.Second, func(ctx context.Context) {
 		if err := s.loadKeys(ctx, s.clock.elapsed(s.clock.Now())); err != nil {
 			s.logs.Warn("refresh signing keys", err)
