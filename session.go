@@ -28,7 +28,9 @@ type Session struct {
 func (s Session) HoldsSeat() bool { return s.RevokedAt.IsZero() && s.EndedAt.IsZero() }
 
 // Expired reports whether the session has a hard expiry (ExpiresAt) that has passed at now.
-func (s Session) Expired(now time.Time) bool { return !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt) }
+func (s Session) Expired(now time.Time) bool {
+	return !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt)
+}
 
 // SessionState is a session together with the license it is bound to, as validate needs it.
 type SessionState struct {
