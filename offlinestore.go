@@ -1,9 +1,6 @@
 package openconsole
 
-import (
-	"crypto/sha256"
-	"time"
-)
+import "time"
 
 // OfflineCertificate is the server's record of the offline certificate a device key holds: the
 // latest one issued to it. Its seat is held by its session (SessionID, with the hard expiry
@@ -39,8 +36,3 @@ type OfflineQuery struct {
 	After     int64 // only certificates with a larger id
 	Limit     int   // 0: no bound
 }
-
-// LicenseKeyHash is the SHA-256 of a license key (or serial number) as it was created: how an
-// offline request names its license without carrying the key. The store keeps it for every
-// license, indexed.
-func LicenseKeyHash(key string) [32]byte { return sha256.Sum256([]byte(key)) }

@@ -38,6 +38,10 @@ type Options struct {
 	// content of serve --audit-key-file); empty: the key held in the database, created on first
 	// start.
 	AuditKey string
+	// OfflineKey is the key that signs offline certificates, in note's signer encoding (the
+	// content of serve --offline-key-file); empty: the key held in the database, created on first
+	// start.
+	OfflineKey string
 }
 
 // Service holds the business rules of OpenConsole. It is safe for concurrent use; Close it to write
@@ -53,7 +57,8 @@ type Service struct {
 	keysMu     sync.Mutex    // serialises reloads of keys
 	keysLoaded time.Duration // clock.elapsed of the last reload
 
-	audit *auditLog
+	audit   *auditLog
+	offline *offlineSigner
 
 	limits limiters
 	logs   *LogLimiter
@@ -103,6 +108,9 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 		return nil, err
 	}
 	if err := s.initAudit(ctx, opts.AuditKey); err != nil {
+		return nil, err
+	}
+	if err := s.initOffline(ctx, opts.OfflineKey); err != nil {
 		return nil, err
 	}
 	if err := s.live.start(ctx); err != nil {
