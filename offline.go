@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
 	"strings"
 	"time"
 
@@ -286,16 +287,13 @@ func (s *Service) IssueOfflineCertificate(ctx context.Context, request []byte, t
 		}
 		c := OfflineCertificate{DeviceKey: req.DeviceKey, LicenseID: lic.ID, License: lic.Key, Counter: counter, Nonce: req.Nonce,
 			SessionID: ref.ID, IssuedAt: issued, NotBefore: issued.Add(-OfflineClockAllowance), NotAfter: notAfter}
-		if found {
-			c.ID = prev.ID
-		}
 		msg, err := offline.IssueCertificate(&offline.Certificate{License: req.License, LicenseHint: offline.LicenseHint(lic.Key),
 			DeviceKey: req.DeviceKey, Nonce: req.Nonce, Counter: counter, Issued: issued, NotBefore: c.NotBefore, NotAfter: notAfter,
 			SessionID: ref.ID, SessionTimestamp: ref.Timestamp}, signer)
 		if err != nil {
 			return zero, AuditRecord{}, err
 		}
-		if err := tx.PutOfflineCertificate(c); err != nil {
+		if c.ID, err = tx.PutOfflineCertificate(c); err != nil {
 			return zero, AuditRecord{}, err
 		}
 		after := map[string]any{"device": DeviceKeyID(req.DeviceKey), "counter": counter, "session": ref.ID,
@@ -366,7 +364,7 @@ func (s *Service) DeactivateOffline(ctx context.Context, proof []byte) (Deactiva
 			freed = true
 		}
 		c.DeactivatedAt = now
-		if err := tx.PutOfflineCertificate(c); err != nil {
+		if _, err := tx.PutOfflineCertificate(c); err != nil {
 			return zero, AuditRecord{}, err
 		}
 		c.License = lic.Key
@@ -406,4 +404,22 @@ func (s *Service) OfflineCertificates(ctx context.Context, license string, q Off
 		q.LicenseID = lic.ID
 	}
 	return s.store.ListOfflineCertificates(ctx, q), nil
+}
+
+// ParseOfflineTTL parses a certificate lifetime as the operator API and the CLI take it: a number
+// of days ("90d") or a Go duration ("36h").
+func ParseOfflineTTL(v string) (time.Duration, error) {
+	bad := Errorf(EINVALID, "ttl must be a duration such as 90d or 36h")
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > int(MaxOfflineTTL/(24*time.Hour)) || strconv.Itoa(days) != n {
+			return 0, bad
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, bad
+	}
+	return d, nil
 }

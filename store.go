@@ -280,8 +280,9 @@ type Tx interface {
 	LockLicenseByKeyHash(hash [32]byte) (License, error)
 	// OfflineCertificate returns the certificate record of a device key.
 	OfflineCertificate(deviceKey []byte) (OfflineCertificate, error)
-	// PutOfflineCertificate stores the certificate record of its device key, replacing one stored.
-	PutOfflineCertificate(c OfflineCertificate) error
+	// PutOfflineCertificate stores the certificate record of its device key, replacing one stored,
+	// and returns the record's id.
+	PutOfflineCertificate(c OfflineCertificate) (int64, error)
 	// OfflineKeys returns every offline signing key, in the order they were added.
 	OfflineKeys() ([]OfflineKey, error)
 	// AddOfflineKey stores an offline signing key; one whose verifier is stored already is kept.

@@ -120,16 +120,18 @@ func (t *txn) OfflineCertificate(deviceKey []byte) (openconsole.OfflineCertifica
 	return scanOffline(t.queryRow(`SELECT `+offlineCols+` FROM offline_certificates c WHERE c.device_key = ?`, deviceKey))
 }
 
-func (t *txn) PutOfflineCertificate(c openconsole.OfflineCertificate) error {
-	_, err := t.exec(`INSERT INTO offline_certificates
+func (t *txn) PutOfflineCertificate(c openconsole.OfflineCertificate) (int64, error) {
+	var id int64
+	err := t.queryRow(`INSERT INTO offline_certificates
 		(device_key, license_id, counter, nonce, session_id, issued_at, not_before, not_after, deactivated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (device_key) DO UPDATE SET license_id = excluded.license_id, counter = excluded.counter,
 			nonce = excluded.nonce, session_id = excluded.session_id, issued_at = excluded.issued_at,
-			not_before = excluded.not_before, not_after = excluded.not_after, deactivated_at = excluded.deactivated_at`,
+			not_before = excluded.not_before, not_after = excluded.not_after, deactivated_at = excluded.deactivated_at
+		RETURNING id`,
 		c.DeviceKey, c.LicenseID, int64(c.Counter), c.Nonce[:], c.SessionID, ms(c.IssuedAt), ms(c.NotBefore), ms(c.NotAfter),
-		nullMS(c.DeactivatedAt))
-	return err
+		nullMS(c.DeactivatedAt)).Scan(&id)
+	return id, err
 }
 
 func scanOfflineKey(row interface{ Scan(...any) error }) (openconsole.OfflineKey, error) {
