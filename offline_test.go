@@ -3,6 +3,9 @@ package openconsole_test
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -338,6 +341,85 @@ func TestOfflineExpiry(t *testing.T) {
 		b, _ := json.Marshal(out.Certificate.Status(clock.Now()))
 		if string(b) != `"deactivated"` {
 			t.Fatalf("status %s", b)
+		}
+	})
+}
+
+// TestOfflineIndependentVerifier: testdata/offline/verify_cert.py (Python, no code shared with
+// Go) accepts every certificate the server issues and refuses tampered ones. It runs when python3
+// with the cryptography package is present (and must, with OPENCONSOLE_REQUIRE_TOOLS set).
+func TestOfflineIndependentVerifier(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err == nil {
+		err = exec.Command(py, "-c", "import cryptography").Run()
+	}
+	if err != nil {
+		if os.Getenv("OPENCONSOLE_REQUIRE_TOOLS") != "" {
+			t.Fatalf("python3 with cryptography: %v", err)
+		}
+		t.Skipf("python3 with cryptography: %v", err)
+	}
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		clock := &fakeClock{t: time.Now()}
+		svc := newService(t, dsn, openconsole.Options{Now: clock.Now, TouchInterval: time.Hour})
+		dir := t.TempDir()
+		certs := map[string][]byte{}
+		add := func(name string, b []byte) {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			certs[p] = b
+		}
+		short := mustLicense(t, svc, openconsole.LicenseInput{Key: "SHORT", Seats: 1}) // no hint: too short
+		capped := mustLicense(t, svc, openconsole.LicenseInput{Seats: 1, ExpiresAt: clock.Now().Add(36 * time.Hour)})
+		many := mustLicense(t, svc, openconsole.LicenseInput{Seats: 5})
+		d := newDevice(t)
+		add("default.note", issue(t, svc, d, many.Key, 0).Note)
+		add("reissued.note", issue(t, svc, d, many.Key, time.Hour).Note)
+		add("long.note", issue(t, svc, newDevice(t), many.Key, openconsole.MaxOfflineTTL).Note)
+		add("short-key.note", issue(t, svc, newDevice(t), short.Key, 0).Note)
+		add("capped.note", issue(t, svc, newDevice(t), capped.Key, 0).Note)
+		info, err := svc.OfflineKeyInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verify := func(files ...string) (string, int) {
+			cmd := exec.Command(py, append([]string{filepath.Join("testdata", "offline", "verify_cert.py"), "--pin", info.Verifier}, files...)...)
+			out, err := cmd.Output()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			return string(out), code
+		}
+		var files []string
+		for p := range certs {
+			files = append(files, p)
+		}
+		if out, code := verify(files...); code != 0 || strings.Count(out, "ok ") != len(files) {
+			t.Fatalf("the verifier refused a server-issued certificate (exit %d):\n%s", code, out)
+		}
+		// Tampered: one byte of the body, the signature, the issuer, a second signature line.
+		good := string(certs[filepath.Join(dir, "default.note")])
+		tampered := map[string]string{
+			"byte.note":   strings.Replace(good, "counter 1", "counter 7", 1),
+			"sig.note":    good[:len(good)-3] + "A=\n",
+			"hint.note":   strings.Replace(good, "license-hint "+offline.LicenseHint(many.Key), "license-hint ZZZZ", 1),
+			"extra.note":  good + "— someone AAAA\n",
+			"unsign.note": good[:strings.Index(good, "\n\n")+2],
+		}
+		for name, body := range tampered {
+			if body == good {
+				t.Fatalf("%s: the tampering changed nothing", name)
+			}
+			p := filepath.Join(dir, name)
+			os.WriteFile(p, []byte(body), 0o644)
+			if out, code := verify(p); code != 1 || !strings.HasPrefix(out, "refused ") {
+				t.Errorf("%s: exit %d, %q; want it refused", name, code, out)
+			}
 		}
 	})
 }
