@@ -119,6 +119,13 @@ func TestOfflineAPI(t *testing.T) {
 		if !e.validate(t, 0, d.cert.SessionID) {
 			t.Fatal("the certificate's session does not validate online")
 		}
+		a = e.as(t, openconsole.RoleReader, "GET", "/sessions/"+d.cert.SessionID, nil)
+		want(t, a, http.StatusOK)
+		var sess admin.SessionJSON
+		a.decode(t, &sess)
+		if !sess.Live || sess.ActivatedFrom != "offline" || !time.Time(sess.ExpiresAt).Equal(d.cert.NotAfter) {
+			t.Fatalf("the certificate's session: %+v, want live until %v", sess, d.cert.NotAfter)
+		}
 
 		// One online device and the certificate fill the two seats.
 		if code, _ := e.activate(t, 0, lic.Key, ""); code != 200 {
