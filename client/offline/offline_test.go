@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -409,6 +410,30 @@ func checkSignatureRefusals(t *testing.T, msg []byte, parse func([]byte) error) 
 // signature checks), and as a body signed by the right key (so that every body rule is reached).
 // Whatever is accepted must be the one encoding of what was parsed.
 
+// fixedKey is an Ed25519 note key made from a fixed seed. Fuzz targets need the same keys in every
+// worker process, since the seed corpus is built in the coordinating one.
+func fixedKey(t testing.TB, name string, seed byte) (note.Signer, note.Verifier, ed25519.PublicKey) {
+	t.Helper()
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+	pub := priv.Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(name, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A signer key is "PRIVATE+KEY+name+hash+base64(1 || seed)", the hash being the verifier's.
+	skey := "PRIVATE+KEY+" + name + "+" + fmt.Sprintf("%08x", v.KeyHash()) + "+" +
+		base64.StdEncoding.EncodeToString(append([]byte{1}, priv.Seed()...))
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, v, pub
+}
+
 func signedBody(s note.Signer, b []byte) []byte {
 	msg, err := note.Sign(&note.Note{Text: string(b)}, s)
 	if err != nil {
@@ -418,7 +443,7 @@ func signedBody(s note.Signer, b []byte) []byte {
 }
 
 func FuzzParseRequest(f *testing.F) {
-	s, pub := deviceKey(f)
+	s, _, pub := fixedKey(f, offline.DeviceKeyName, 1)
 	msg, _ := offline.NewRequest(sampleRequest(pub), s)
 	f.Add(msg)
 	f.Add(msg[:bytes.LastIndex(msg, []byte("\n\n"))+1])
@@ -438,8 +463,8 @@ func FuzzParseRequest(f *testing.F) {
 }
 
 func FuzzParseCertificate(f *testing.F) {
-	signer, v := signingKey(f, "console")
-	_, pub := deviceKey(f)
+	signer, v, _ := fixedKey(f, "console", 2)
+	_, _, pub := fixedKey(f, offline.DeviceKeyName, 1)
 	msg, _ := offline.IssueCertificate(sampleCert(pub), signer)
 	f.Add(msg)
 	f.Add(msg[:bytes.LastIndex(msg, []byte("\n\n"))+1])
@@ -458,8 +483,8 @@ func FuzzParseCertificate(f *testing.F) {
 }
 
 func FuzzParseDeactivation(f *testing.F) {
-	s, pub := deviceKey(f)
-	_, next := deviceKey(f)
+	s, _, pub := fixedKey(f, offline.DeviceKeyName, 1)
+	_, _, next := fixedKey(f, offline.DeviceKeyName, 3)
 	d := &offline.Deactivation{DeviceKey: pub, License: offline.LicenseHash("k"), Counter: 7, NextDeviceKey: next, Time: t0}
 	msg, _ := offline.NewDeactivation(d, s)
 	f.Add(msg)
