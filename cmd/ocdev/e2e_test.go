@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -259,6 +260,51 @@ func TestOcdevAgainstServer(t *testing.T) {
 	if !regexp.MustCompile(`^[0-9a-f-]{36}\n[0-9]+$`).Match(b) {
 		t.Errorf(".session_id = %q, want Core's two lines", b)
 	}
+	// Bearer mode: a console login's JWT from a file draws the user's license.
+	admin(t, db, "pw-of-alice-1\n", nil, "user", "create", "--username", "alice", "--password-stdin")
+	var owned struct {
+		Key string `json:"key"`
+	}
+	admin(t, db, "", &owned, "license", "create", "--seats", "1", "--owner", "alice")
+	resp, err := http.Post(url+"/api/v2/auth/login", "application/json", strings.NewReader(`{"username":"alice","password":"pw-of-alice-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var login struct {
+		Data struct {
+			JWT struct {
+				Token string `json:"token"`
+			} `json:"jwt"`
+		} `json:"data"`
+	}
+	json.NewDecoder(resp.Body).Decode(&login)
+	resp.Body.Close()
+	tokenFile := filepath.Join(dir, "jwt")
+	os.WriteFile(tokenFile, []byte(login.Data.JWT.Token+"\n"), 0o600)
+	bearerState := filepath.Join(dir, "dev3")
+	code, out, stderr = ocdev(t, "activate", "--token-file", tokenFile, "--state", bearerState, "--server", url)
+	if code != 0 || !strings.Contains(out, `"new": true`) {
+		t.Errorf("bearer activation: exit %d\n%s%s", code, out, stderr)
+	}
+	if login.Data.JWT.Token == "" {
+		t.Fatal("login gave no JWT")
+	}
+	if b, _ := os.ReadFile(filepath.Join(bearerState, ".license")); string(b) != owned.Key {
+		t.Errorf("bearer activation stored %q, want alice's license", b)
+	}
+	if strings.Contains(out+stderr, login.Data.JWT.Token) {
+		t.Error("the JWT was printed")
+	}
+	// Serial mode.
+	admin(t, db, "", nil, "serial", "register", "--serial", "SN-OCDEV-1", "--model", "IPC", "--manufacturer", "Example", "--manufacturer-id", "791", "--date", "2025-01-01")
+	serialState := filepath.Join(dir, "dev4")
+	if code, _, stderr := ocdev(t, "activate", "--serial", "SN-OCDEV-1", "--state", serialState, "--server", url); code != 0 {
+		t.Errorf("serial activation: exit %d %s", code, stderr)
+	}
+	if code, _, _ := ocdev(t, "validate", "--state", serialState, "--server", url); code != 0 {
+		t.Errorf("validate after serial activation: exit %d", code)
+	}
+
 	// A revoked license: validate says not valid.
 	admin(t, db, "", nil, "license", "revoke", lic.Key)
 	if code, _, _ := ocdev(t, st("validate")...); code != exitNotValid {
