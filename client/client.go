@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
+	"unicode"
 )
 
 // DefaultMaxManifestVersion is what FLECS Core sends as max_manifest_version.
@@ -68,7 +70,7 @@ func (c *Client) httpClient() *http.Client {
 	return defaultHTTP
 }
 
-var defaultHTTP = &http.Client{Timeout: 30_000_000_000}
+var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
 
 func (c *Client) warn(format string, args ...any) {
 	if c.Warn != nil {
@@ -188,9 +190,16 @@ type envelope struct {
 func apiError(op string, r *response) error {
 	var e envelope
 	_ = json.Unmarshal(r.body, &e)
-	reason := e.Reason
-	if len(reason) > 200 {
-		reason = reason[:200]
+	// The reason is shown to people: no control characters (a hostile server could send terminal
+	// escapes), at most 200 runes.
+	reason := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(e.Reason, ""))
+	if rs := []rune(reason); len(rs) > 200 {
+		reason = string(rs[:200])
 	}
 	return &APIError{Op: op, Status: r.status, Reason: reason}
 }

@@ -175,6 +175,17 @@ func TestActivateErrors(t *testing.T) {
 			t.Error("a refused activation stored the key")
 		}
 	})
+	t.Run("403 with control characters", func(t *testing.T) {
+		c, fc, _ := newTestClient(t)
+		fc.set(func(w http.ResponseWriter, r *http.Request, _ string) {
+			reply(w, 403, `{"reason":"bad\u001b[31m red\nline","statusCode":403,"statusText":"Forbidden"}`)
+		})
+		_, err := c.Activate(ctx, Credentials{Key: l1})
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Reason != "bad[31m redline" {
+			t.Errorf("reason %q, want the control characters removed", ae.Reason)
+		}
+	})
 	t.Run("500", func(t *testing.T) {
 		c, fc, _ := newTestClient(t)
 		fc.set(func(w http.ResponseWriter, r *http.Request, _ string) {

@@ -181,14 +181,15 @@ func TestOfflineInstallRefusals(t *testing.T) {
 		d.Request(l1) // a newer request replaces the old one
 		_, err := d.Install(con.issue(t, old, 1, issuedAt, 90*day), con.pin)
 		wantRule(t, err, "nonce")
+		// A device that made no request at all: a certificate for its key answers nothing.
 		fresh := newDevice(t, clk)
-		fresh.Key()
-		// No request made at all: nothing to answer.
-		dd := &Device{State: fresh.State, Clock: clk}
-		_, err = dd.Install(con.issue(t, old, 1, issuedAt, 90*day), con.pin)
-		if err == nil {
-			t.Error("installed without a request")
+		signer, pub, _ := fresh.Key()
+		unsent, err := offline.NewRequest(&offline.Request{DeviceKey: pub, License: offline.LicenseHash(l1), DeviceTime: issuedAt}, signer)
+		if err != nil {
+			t.Fatal(err)
 		}
+		_, err = fresh.Install(con.issue(t, unsent, 1, issuedAt, 90*day), con.pin)
+		wantRule(t, err, "nonce")
 	})
 	t.Run("other license", func(t *testing.T) {
 		d := newDevice(t, clk)

@@ -133,9 +133,6 @@ func (c *Client) Run(ctx context.Context, o RunOptions) error {
 			failures = 0
 			wait = o.Interval
 		}
-		if needActivate && err == nil {
-			continue
-		}
 		if err := o.Sleep(ctx, wait); err != nil {
 			return nil
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -405,61 +406,99 @@ func checkSignatureRefusals(t *testing.T, msg []byte, parse func([]byte) error) 
 	}
 }
 
+// The fuzz targets try each input twice: as a whole artefact (which exercises the form and
+// signature checks), and as a body signed by the right key (so that every body rule is reached).
+// Whatever is accepted must be the one encoding of what was parsed.
+
+// fixedKey is an Ed25519 note key made from a fixed seed. Fuzz targets need the same keys in every
+// worker process, since the seed corpus is built in the coordinating one.
+func fixedKey(t testing.TB, name string, seed byte) (note.Signer, note.Verifier, ed25519.PublicKey) {
+	t.Helper()
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+	pub := priv.Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(name, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A signer key is "PRIVATE+KEY+name+hash+base64(1 || seed)", the hash being the verifier's.
+	skey := "PRIVATE+KEY+" + name + "+" + fmt.Sprintf("%08x", v.KeyHash()) + "+" +
+		base64.StdEncoding.EncodeToString(append([]byte{1}, priv.Seed()...))
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, v, pub
+}
+
+func signedBody(s note.Signer, b []byte) []byte {
+	msg, err := note.Sign(&note.Note{Text: string(b)}, s)
+	if err != nil {
+		return nil
+	}
+	return msg
+}
+
 func FuzzParseRequest(f *testing.F) {
-	s, pub := deviceKey(f)
+	s, _, pub := fixedKey(f, offline.DeviceKeyName, 1)
 	msg, _ := offline.NewRequest(sampleRequest(pub), s)
 	f.Add(msg)
+	f.Add(msg[:bytes.LastIndex(msg, []byte("\n\n"))+1])
 	f.Add([]byte("openconsole offline request v1\n\n— x y\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := offline.ParseRequest(b)
-		if err != nil {
-			return
-		}
-		// Accepted bytes are the one encoding of what they say: re-encoding gives the body back.
-		body := b[:bytes.LastIndex(b, []byte("\n\n"))+1]
-		if got := reqBody(r); got != string(body) {
-			t.Fatalf("accepted body %q re-encodes as %q", body, got)
+		for _, in := range [][]byte{b, signedBody(s, b)} {
+			r, err := offline.ParseRequest(in)
+			if err != nil {
+				continue
+			}
+			again, err := offline.NewRequest(r, s)
+			if err != nil || !bytes.Equal(again, in) {
+				t.Fatalf("accepted request %q re-encodes as %q (%v)", in, again, err)
+			}
 		}
 	})
 }
 
-func reqBody(r *offline.Request) string {
-	return offline.RequestHeader + "\ndevice " + base64.StdEncoding.EncodeToString(r.DeviceKey) +
-		"\nlicense " + hexs(r.License[:]) + "\nnonce " + hexs(r.Nonce[:]) + "\ncounter " + itoa(r.Counter) +
-		"\ntime " + r.DeviceTime.Format(offline.TimeLayout) + "\n"
-}
-
 func FuzzParseCertificate(f *testing.F) {
-	signer, v := signingKey(f, "console")
-	_, pub := deviceKey(f)
+	signer, v, _ := fixedKey(f, "console", 2)
+	_, _, pub := fixedKey(f, offline.DeviceKeyName, 1)
 	msg, _ := offline.IssueCertificate(sampleCert(pub), signer)
 	f.Add(msg)
+	f.Add(msg[:bytes.LastIndex(msg, []byte("\n\n"))+1])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := offline.ParseCertificate(b, v)
-		if err != nil {
-			return
-		}
-		// Only the signer can make an accepted certificate; what it accepts re-issues to the same bytes.
-		again, err := offline.IssueCertificate(c, signer)
-		if err != nil || !bytes.Equal(again, b) {
-			t.Fatalf("accepted certificate does not re-issue to its bytes: %v", err)
+		for _, in := range [][]byte{b, signedBody(signer, b)} {
+			c, err := offline.ParseCertificate(in, v)
+			if err != nil {
+				continue
+			}
+			again, err := offline.IssueCertificate(c, signer)
+			if err != nil || !bytes.Equal(again, in) {
+				t.Fatalf("accepted certificate %q re-issues as %q (%v)", in, again, err)
+			}
 		}
 	})
 }
 
 func FuzzParseDeactivation(f *testing.F) {
-	s, pub := deviceKey(f)
-	_, next := deviceKey(f)
+	s, _, pub := fixedKey(f, offline.DeviceKeyName, 1)
+	_, _, next := fixedKey(f, offline.DeviceKeyName, 3)
 	d := &offline.Deactivation{DeviceKey: pub, License: offline.LicenseHash("k"), Counter: 7, NextDeviceKey: next, Time: t0}
 	msg, _ := offline.NewDeactivation(d, s)
 	f.Add(msg)
+	f.Add(msg[:bytes.LastIndex(msg, []byte("\n\n"))+1])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		d, err := offline.ParseDeactivation(b)
-		if err != nil {
-			return
-		}
-		if bytes.Equal(d.DeviceKey, d.NextDeviceKey) {
-			t.Fatal("accepted a deactivation whose next key is its key")
+		for _, in := range [][]byte{b, signedBody(s, b)} {
+			d, err := offline.ParseDeactivation(in)
+			if err != nil {
+				continue
+			}
+			again, err := offline.NewDeactivation(d, s)
+			if err != nil || !bytes.Equal(again, in) {
+				t.Fatalf("accepted deactivation %q re-encodes as %q (%v)", in, again, err)
+			}
 		}
 	})
 }

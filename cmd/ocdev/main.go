@@ -138,6 +138,7 @@ func (e *env) fail(err error) int {
 type cmdFlags struct {
 	*flag.FlagSet
 	state, server *string
+	pos           []string // positional arguments
 }
 
 func (e *env) flags(name string) *cmdFlags {
@@ -156,16 +157,24 @@ func (e *env) flags(name string) *cmdFlags {
 		server: fs.String("server", srv, "console base URL")}
 }
 
-// parse parses args and wants exactly nargs positional arguments (-1: any).
+// parse parses args, flags and positional arguments in any order, and wants exactly nargs
+// positional arguments (-1: any); they are in f.pos.
 func (f *cmdFlags) parse(e *env, args []string, nargs int) (int, bool) {
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK, false
+			}
+			return exitUsage, false
 		}
-		return exitUsage, false
+		if f.NArg() == 0 {
+			break
+		}
+		f.pos = append(f.pos, f.Arg(0))
+		args = f.Args()[1:]
 	}
-	if nargs >= 0 && f.NArg() != nargs {
-		return e.usageErr("%s: want %d argument(s), got %d", f.Name(), nargs, f.NArg()), false
+	if nargs >= 0 && len(f.pos) != nargs {
+		return e.usageErr("%s: want %d argument(s), got %d", f.Name(), nargs, len(f.pos)), false
 	}
 	return 0, true
 }
@@ -296,7 +305,7 @@ func (e *env) cmdManifest(args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	m, err := c.Manifest(e.ctx, f.Arg(0), f.Arg(1))
+	m, err := c.Manifest(e.ctx, f.pos[0], f.pos[1])
 	if err != nil {
 		return e.fail(err)
 	}
@@ -313,7 +322,7 @@ func (e *env) cmdToken(args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	tok, err := c.Token(e.ctx, f.Arg(0), f.Arg(1))
+	tok, err := c.Token(e.ctx, f.pos[0], f.pos[1])
 	if err != nil {
 		return e.fail(err)
 	}
@@ -474,18 +483,10 @@ func (e *env) cmdOfflineInstall(args []string) int {
 	f := e.flags("offline install")
 	pin := f.String("pin", "", "the console's certificate verifier key (openconsole offline key)")
 	pinFile := f.String("pin-file", "", "file holding the verifier key")
-	// The certificate may come before or after the flags.
-	var pos []string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		pos, args = args[:1], args[1:]
-	}
-	if code, ok := f.parse(e, args, -1); !ok {
+	if code, ok := f.parse(e, args, 1); !ok {
 		return code
 	}
-	pos = append(pos, f.Args()...)
-	if len(pos) != 1 {
-		return e.usageErr("offline install: want one certificate file")
-	}
+	pos := f.pos
 	if (*pin == "") == (*pinFile == "") {
 		return e.usageErr("offline install: give one of --pin and --pin-file")
 	}
