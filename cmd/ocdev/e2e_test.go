@@ -478,7 +478,7 @@ func TestOcdevRunSurvivesRestartAndOutage(t *testing.T) {
 	srv.stop(t)
 }
 
-var vkeyRE = regexp.MustCompile(`[^\s"+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]{43}=`)
+var vkeyRE = regexp.MustCompile(`[^\s"+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]{44}`)
 
 // TestOcdevOfflineRoundTripBinaries: request, issue, install, status valid, with the binaries, and
 // the same from a new process. The certificate is issued by `openconsole offline issue` when the
