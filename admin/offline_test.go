@@ -237,7 +237,8 @@ func TestOfflineAPI(t *testing.T) {
 }
 
 // TestOfflineConcurrentIssuance: 200 requests from 200 devices, sent at once to two servers on
-// one database, never take more than the license's seats, and the bookkeeping agrees.
+// one database, never take more than the license's seats, and the bookkeeping agrees; one device's
+// concurrent re-issues share one seat, and its concurrent deactivations free it once.
 func TestOfflineConcurrentIssuance(t *testing.T) {
 	const seats, devices = 7, 200
 	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
@@ -282,6 +283,64 @@ func TestOfflineConcurrentIssuance(t *testing.T) {
 		}
 		if code, _ := e.activate(t, 1, lic.Key, ""); code != 403 {
 			t.Fatalf("online activation on a license full of certificates: %d", code)
+		}
+
+		// One device asking 20 times at once, on both servers: one seat, one session, and each
+		// answer a certificate with its own counter.
+		one := e.createLicense(t, map[string]any{"seats": 1})
+		d := newOfflineDevice(t)
+		notes := make([]string, 20)
+		for i := range notes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a := e.call(t, i%2, "POST", "/offline/certificates", e.tokens[openconsole.RoleOperator], d.request(t, one.Key), "Content-Type", "text/plain")
+				if a.status != http.StatusCreated {
+					t.Errorf("re-issue: %d %s", a.status, a.body)
+				}
+				notes[i] = string(a.body)
+			}()
+		}
+		wg.Wait()
+		counters, sessions := map[uint64]bool{}, map[string]bool{}
+		for _, n := range notes {
+			d.install(t, e, n)
+			counters[d.cert.Counter], sessions[d.cert.SessionID] = true, true
+		}
+		a = e.as(t, openconsole.RoleReader, "GET", "/licenses/"+one.Key, nil)
+		a.decode(t, &l)
+		if len(counters) != 20 || len(sessions) != 1 || l.Seats.Taken != 1 {
+			t.Fatalf("20 concurrent re-issues: %d counters, %d sessions, %d seats taken; want 20, 1, 1", len(counters), len(sessions), l.Seats.Taken)
+		}
+
+		// The device's proof sent 20 times at once: one frees the seat, every other one is 409.
+		proof := d.deactivation(t)
+		var freed, replays atomic.Int64
+		for i := 0; i < 20; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a := e.call(t, i%2, "POST", "/offline/deactivations", e.tokens[openconsole.RoleOperator], proof, "Content-Type", "text/plain")
+				switch a.status {
+				case http.StatusOK:
+					freed.Add(1)
+				case http.StatusConflict:
+					replays.Add(1)
+				default:
+					t.Errorf("deactivation: %d %s", a.status, a.body)
+				}
+			}()
+		}
+		wg.Wait()
+		a = e.as(t, openconsole.RoleReader, "GET", "/licenses/"+one.Key, nil)
+		a.decode(t, &l)
+		if freed.Load() != 1 || replays.Load() != 19 || l.Seats.Taken != 0 {
+			t.Fatalf("20 concurrent deactivations: %d freed, %d refused, %d taken; want 1, 19, 0", freed.Load(), replays.Load(), l.Seats.Taken)
+		}
+		a = e.as(t, openconsole.RoleReader, "GET", "/seats/check", nil)
+		a.decode(t, &check)
+		if !check.OK {
+			t.Fatalf("check: %+v", check)
 		}
 	})
 }
