@@ -215,6 +215,13 @@ func (d *Device) Install(cert []byte, pin string) (*offline.Certificate, error) 
 	return c, nil
 }
 
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 func checkWindow(c *offline.Certificate, now time.Time) error {
 	if now.Before(c.NotBefore) {
 		return &OfflineError{Rule: "not-yet-valid", Msg: fmt.Sprintf("valid from %s, trusted time is %s", c.NotBefore.Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
@@ -249,14 +256,6 @@ func (d *Device) Status() (*OfflineStatus, error) {
 	}
 	now := TrustedTime(d.clock(), st.Floor)
 	s := &OfflineStatus{Counter: st.Counter, TrustedTime: now.UTC()}
-	// Raising the floor to what is known now is what keeps an expired certificate dead across a
-	// reboot with the clock set back.
-	if now.After(st.Floor.Time) {
-		st.Floor = FloorAt(d.clock(), now)
-		if err := d.saveState(st); err != nil {
-			return nil, err
-		}
-	}
 	cert, err := os.ReadFile(d.path(certFile))
 	if os.IsNotExist(err) {
 		s.Reason = "no certificate installed"
@@ -279,6 +278,15 @@ func (d *Device) Status() (*OfflineStatus, error) {
 		return s, nil
 	}
 	s.LicenseHint, s.Issuer, s.NotBefore, s.NotAfter, s.Session = c.LicenseHint, c.Issuer, c.NotBefore, c.NotAfter, c.SessionID
+	// Raising the floor to what is known now keeps an expired certificate dead across a reboot with
+	// the clock set back. It goes no higher than not-after, which is enough for that: a wall clock
+	// wrongly far ahead then cannot poison the floor for the certificates that come later.
+	if raise := minTime(now, c.NotAfter); raise.After(st.Floor.Time) {
+		st.Floor = FloorAt(d.clock(), raise)
+		if err := d.saveState(st); err != nil {
+			return nil, err
+		}
+	}
 	_, pub, err := d.Key()
 	if err != nil {
 		return nil, err

@@ -397,3 +397,30 @@ func TestOfflineDeactivate(t *testing.T) {
 		t.Errorf("new certificate for the new key: %v", err)
 	}
 }
+
+// TestOfflineClockAheadDoesNotPoison: a wall clock wrongly far ahead ends the installed certificate
+// (the safe direction) but leaves the floor low enough for the next certificate.
+func TestOfflineClockAheadDoesNotPoison(t *testing.T) {
+	clk := &fakeClock{wall: issuedAt.AddDate(73, 0, 0), up: time.Hour, boot: "b1"}
+	d := newDevice(t, clk)
+	con := newConsole(t, "console.example")
+	mustValid(t, d, false) // nothing installed, clock in the future: no floor saved
+	clk.wall = issuedAt
+	req, _ := d.Request(l1)
+	if _, err := d.Install(con.issue(t, req, 1, issuedAt, 30*day), con.pin); err != nil {
+		t.Fatalf("install after the clock was right again: %v", err)
+	}
+	clk.wall = issuedAt.AddDate(73, 0, 0)
+	mustValid(t, d, false)
+	st, _ := d.loadState()
+	if !st.Floor.Time.Equal(issuedAt.Add(30 * day)) {
+		t.Errorf("floor %v, want capped at not-after %v", st.Floor.Time, issuedAt.Add(30*day))
+	}
+	// The clock is fixed a day later; a new certificate issued then installs.
+	clk.reboot(issuedAt.Add(31*day), "b2")
+	req, _ = d.Request(l1)
+	if _, err := d.Install(con.issue(t, req, 2, issuedAt.Add(31*day), 30*day), con.pin); err != nil {
+		t.Errorf("new certificate after the clock was fixed: %v", err)
+	}
+	mustValid(t, d, true)
+}
