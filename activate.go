@@ -166,7 +166,7 @@ func (s *Service) activate(ctx context.Context, c candidates, sid, from string) 
 			return outcome{act: Activation{Session: SessionRef{sess.ID, sess.Timestamp}, LicenseKey: lic.Key}, lastSeen: sess.LastSeenAt}, err
 		}
 		for _, lic := range usable {
-			ref, ok, err := s.live.takeSeat(tx, lic, now, from)
+			ref, ok, err := s.live.takeSeat(tx, lic, now, from, time.Time{})
 			if err != nil {
 				return outcome{}, err
 			}

@@ -74,12 +74,13 @@ func (c seenClock) unpack(v uint32) time.Time {
 
 // cachedLicense is what validate and activation need of a license.
 type cachedLicense struct {
-	key       string
-	ownerID   int64
-	expiresAt int64 // Unix ms, 0: never
-	revokedAt int64 // Unix ms, 0: not revoked
-	seats     int32
-	serial    bool // kind serial, else key
+	key         string
+	ownerID     int64
+	expiresAt   int64 // Unix ms, 0: never
+	revokedAt   int64 // Unix ms, 0: not revoked
+	suspendedAt int64 // Unix ms, 0: not suspended
+	seats       int32
+	serial      bool // kind serial, else key
 }
 
 type cacheShard struct {
@@ -138,14 +139,16 @@ func (c *sessionCache) get(k sessionKey, id string, at time.Duration) (SessionSt
 	return SessionState{
 		Session: Session{ID: id, LicenseID: lid, Timestamp: e.ts, LastSeenAt: c.seen.unpack(e.lastSeen)},
 		License: License{ID: lid, Key: l.key, Kind: kindOf(l.serial), OwnerID: l.ownerID, Seats: int(l.seats),
-			ExpiresAt: fromMS(l.expiresAt), RevokedAt: fromMS(l.revokedAt)},
+			ExpiresAt: fromMS(l.expiresAt), RevokedAt: fromMS(l.revokedAt), SuspendedAt: fromMS(l.suspendedAt)},
 	}, true
 }
 
 // put stores what a database read returned, unless an invalidation happened since gen was taken.
 // A session that no longer holds a seat never will again, and is rare: it is not worth the memory.
 func (c *sessionCache) put(k sessionKey, st SessionState, gen uint64) {
-	if !st.Session.HoldsSeat() || st.License.ID <= 0 || st.License.ID > math.MaxUint32 {
+	// Sessions of offline certificates (a hard expiry) are few and are read from the database:
+	// the 16 bytes of a cached session have no room for their expiry.
+	if !st.Session.HoldsSeat() || !st.Session.ExpiresAt.IsZero() || st.License.ID <= 0 || st.License.ID > math.MaxUint32 {
 		return
 	}
 	e := cachedSession{licenseID: uint32(st.License.ID), ts: st.Session.Timestamp, lastSeen: c.seen.pack(toMS(st.Session.LastSeenAt))}
@@ -157,7 +160,7 @@ func (c *sessionCache) put(k sessionKey, st SessionState, gen uint64) {
 	}
 	if cur, ok := c.licenses[l.ID]; !ok || cur.key != l.Key {
 		c.licenses[l.ID] = cachedLicense{key: l.Key, ownerID: l.OwnerID, expiresAt: toMS(l.ExpiresAt),
-			revokedAt: toMS(l.RevokedAt), seats: int32(l.Seats), serial: l.Kind == KindSerial}
+			revokedAt: toMS(l.RevokedAt), suspendedAt: toMS(l.SuspendedAt), seats: int32(l.Seats), serial: l.Kind == KindSerial}
 	}
 	c.licMu.Unlock()
 	sh := c.shard(k)

@@ -25,6 +25,11 @@ import (
 // idle sessions first (so seats count live sessions exactly, wire contract §7.7), and a background
 // sweep ends the rest, which keeps License.Taken close to the live count for display.
 //
+// The session of an offline certificate (offline.go) is a session like any other, with a hard
+// expiry (Session.ExpiresAt, the certificate's not-after): it holds a seat from issue until then,
+// counted with the online sessions, is exempt from the idle timeout, and is ended at its expiry by
+// the expiry sweep (or by the activation that finds its license full), which logs a Change.
+//
 // Activity is kept in memory and written back in the background, only when it moves a session's
 // last-seen time on by touchEvery, and paced (writeBack): a wave of sessions that come due together
 // is spread over writeWindow, in transactions of sessions that neighbour each other in the table,
@@ -114,13 +119,14 @@ func newLiveness(store Store, c clock, log *slog.Logger, opts Options) *liveness
 }
 
 // isLive reports whether a session is live at now: it holds a seat, its license is usable, and it
-// is not idle for longer than the timeout.
+// is neither idle for longer than the timeout nor past its hard expiry.
 func (l *liveness) isLive(st SessionState, now time.Time) bool {
-	return st.Session.HoldsSeat() && st.License.Usable(now) && !l.idle(st.Session, now)
+	return st.Session.HoldsSeat() && st.License.Usable(now) && !l.idle(st.Session, now) && !st.Session.Expired(now)
 }
 
+// idle reports whether s is idle past the timeout; a session with a hard expiry never is.
 func (l *liveness) idle(s Session, now time.Time) bool {
-	return l.ttl > 0 && now.Sub(s.LastSeenAt) >= l.ttl
+	return l.ttl > 0 && s.ExpiresAt.IsZero() && now.Sub(s.LastSeenAt) >= l.ttl
 }
 
 // state returns a session and its license as this server knows them: from the cache when it is
@@ -238,10 +244,23 @@ func (l *liveness) liveIn(tx Tx, sid string, lics []License, now time.Time) (Ses
 }
 
 // takeSeat issues a new session on lic, read and locked in tx, if it has a free seat; ok is false
-// when it is full. A full license with an idle timeout first has the sessions idle past it ended,
-// its own among them: the sweep reads only sessions that are idle and not yet ended, and ends what
-// it reads, so its cost is paid once per idle session, whatever the size of the license.
-func (l *liveness) takeSeat(tx Tx, lic License, now time.Time, from string) (ref SessionRef, ok bool, err error) {
+// when it is full. expires is the new session's hard expiry (zero for an online activation). A
+// full license first has the sessions past their hard expiry ended, and, with an idle timeout, the
+// sessions idle past it, its own among them: the sweeps read only sessions that are due and not
+// yet ended, and end what they read, so their cost is paid once per session, whatever the size of
+// the license.
+func (l *liveness) takeSeat(tx Tx, lic License, now time.Time, from string, expires time.Time) (ref SessionRef, ok bool, err error) {
+	for lic.Taken >= lic.Seats {
+		ended, n, err := l.endExpired(tx, now, sweepChunk)
+		if err != nil {
+			return SessionRef{}, false, err
+		}
+		lic.Taken -= ended[lic.ID]
+		if n == sweepChunk {
+			continue // more may be due
+		}
+		break
+	}
 	for lic.Taken >= lic.Seats {
 		if l.ttl <= 0 {
 			return SessionRef{}, false, nil
@@ -262,7 +281,8 @@ func (l *liveness) takeSeat(tx Tx, lic License, now time.Time, from string) (ref
 	if err != nil {
 		return SessionRef{}, false, err
 	}
-	sess := Session{ID: NewSessionID(), LicenseID: lic.ID, Timestamp: ts, CreatedAt: now, LastSeenAt: now, Addr: from}
+	sess := Session{ID: NewSessionID(), LicenseID: lic.ID, Timestamp: ts, CreatedAt: now, LastSeenAt: now, Addr: from,
+		ExpiresAt: expires}
 	if err := tx.CreateSession(sess); err != nil {
 		return SessionRef{}, false, err
 	}
@@ -294,6 +314,34 @@ func (l *liveness) endIdle(tx Tx, now time.Time, limit int) (map[int64]int, int,
 	}
 	ended, err := tx.EndIdleSessions(ids, before, now)
 	return ended, len(idle), err
+}
+
+// endExpired ends up to limit sessions whose hard expiry has passed at now, of any license, and
+// returns how many it ended per license and how many it read. Each ending logs a Change (see Tx).
+func (l *liveness) endExpired(tx Tx, now time.Time, limit int) (map[int64]int, int, error) {
+	due, err := tx.ExpiredSessions(now, limit)
+	if err != nil || len(due) == 0 {
+		return nil, 0, err
+	}
+	ids := make([]string, len(due))
+	for i, s := range due {
+		ids[i] = s.ID
+	}
+	ended, err := tx.EndExpiredSessions(ids, now)
+	return ended, len(due), err
+}
+
+// sweepExpired ends every session past its hard expiry, a chunk per transaction.
+func (l *liveness) sweepExpired(ctx context.Context) error {
+	for {
+		n, err := UpdateValue(ctx, l.store, func(tx Tx) (int, error) {
+			_, n, err := l.endExpired(tx, l.clock.Now(), sweepChunk)
+			return n, err
+		})
+		if err != nil || n < sweepChunk {
+			return err
+		}
+	}
 }
 
 // changed drops, at once, what a change committed by this process made stale; other servers drop

@@ -43,6 +43,10 @@ type Options struct {
 	// content of serve --audit-key-file); empty: the key held in the database, created on first
 	// start.
 	AuditKey string
+	// OfflineKey is the key that signs offline certificates, in note's signer encoding (the
+	// content of serve --offline-key-file); empty: the key held in the database, created on first
+	// start.
+	OfflineKey string
 }
 
 // Service holds the business rules of OpenConsole. It is safe for concurrent use; Close it to write
@@ -58,7 +62,8 @@ type Service struct {
 	keysMu     sync.Mutex    // serialises reloads of keys
 	keysLoaded time.Duration // clock.elapsed of the last reload
 
-	audit *auditLog
+	audit   *auditLog
+	offline *offlineSigner
 
 	limits limiters
 	logs   *LogLimiter
@@ -117,6 +122,9 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 	if err := s.initAudit(ctx, opts.AuditKey); err != nil {
 		return nil, err
 	}
+	if err := s.initOffline(ctx, opts.OfflineKey); err != nil {
+		return nil, err
+	}
 	if err := s.live.start(ctx); err != nil {
 		return nil, err
 	}
@@ -124,6 +132,17 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 		s.startBackground()
 	}
 	return s, nil
+}
+
+// ExpirySweepInterval is how often a server ends the sessions past their hard expiry (those of
+// offline certificates). Until then their seat is taken but they do not validate; an activation
+// that finds their license full ends them at once.
+const ExpirySweepInterval = 30 * time.Second
+
+// SweepExpired ends, now, every session past its hard expiry and frees its seat (the background
+// sweep does so every ExpirySweepInterval); for tests and one-shot processes.
+func (s *Service) SweepExpired(ctx context.Context) error {
+	return wrap("sweep expired sessions", s.live.sweepExpired(ctx))
 }
 
 // Close writes out pending activity and stops the background work. It does not close the store.
@@ -180,6 +199,12 @@ func (s *Service) startBackground() {
 			}
 		})
 	}
+	// Sessions of offline certificates end at their expiry, whatever the idle timeout.
+	s.every(ExpirySweepInterval, time.Minute, func(ctx context.Context) {
+		if err := l.sweepExpired(ctx); err != nil {
+			s.logs.Warn("sweep expired sessions", err)
+		}
+	})
 	s.every(KeyRefreshInterval, 10*time.Second, func(ctx context.Context) {
 		if err := s.loadKeys(ctx, s.clock.elapsed(s.clock.Now())); err != nil {
 			s.logs.Warn("refresh signing keys", err)

@@ -368,3 +368,30 @@ func TestSigningKeyRotationFromSlowClock(t *testing.T) {
 		}
 	})
 }
+
+// TestSuspensionIsCached: a suspended license's session stays invalid when it is answered from the
+// validate cache, not only on the read that refilled it after the suspension.
+func TestSuspensionIsCached(t *testing.T) {
+	sqlstoretest.Each(t, func(t *testing.T, dsn string) {
+		svc := newService(t, dsn, openconsole.Options{TouchInterval: time.Hour})
+		lic := mustLicense(t, svc, openconsole.LicenseInput{Seats: 1})
+		a, err := activate(t, svc, lic.Key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.SuspendLicense(ctx, lic.Key, 0); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			if valid(t, svc, a.Session.ID) {
+				t.Fatalf("validate %d after the suspension: valid", i)
+			}
+		}
+		if _, err := svc.ResumeLicense(ctx, lic.Key, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !valid(t, svc, a.Session.ID) {
+			t.Fatal("invalid after the resumption")
+		}
+	})
+}

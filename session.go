@@ -16,12 +16,21 @@ type Session struct {
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	RevokedAt  time.Time
-	EndedAt    time.Time // when an idle sweep gave its seat back; zero while it holds one or was revoked
+	EndedAt    time.Time // when a sweep gave its seat back; zero while it holds one or was revoked
 	Addr       string    // the client address it was activated from, "" when unknown
+	// ExpiresAt is the hard expiry of the session of an offline certificate: it holds its seat and
+	// validates until then, however idle (the idle timeout does not apply), and a sweep ends it
+	// at that time. Zero for the sessions of online activations.
+	ExpiresAt time.Time
 }
 
 // HoldsSeat reports whether the session holds a seat of its license: neither revoked nor ended.
 func (s Session) HoldsSeat() bool { return s.RevokedAt.IsZero() && s.EndedAt.IsZero() }
+
+// Expired reports whether the session has a hard expiry (ExpiresAt) that has passed at now.
+func (s Session) Expired(now time.Time) bool {
+	return !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt)
+}
 
 // SessionState is a session together with the license it is bound to, as validate needs it.
 type SessionState struct {

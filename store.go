@@ -67,6 +67,11 @@ type Store interface {
 	AuditCheckpoint(ctx context.Context, size int64) (AuditCheckpoint, error)
 	// AuditKeys returns every audit key, in the order they were added.
 	AuditKeys(ctx context.Context) ([]AuditKey, error)
+	// OfflineKeys returns every offline signing key, in the order they were added.
+	OfflineKeys(ctx context.Context) ([]OfflineKey, error)
+	// ListOfflineCertificates yields the certificate records q selects in id order, each with its
+	// license's key, streaming.
+	ListOfflineCertificates(ctx context.Context, q OfflineQuery) iter.Seq2[OfflineCertificate, error]
 	// WebSession returns the web console session with the hash of its secret.
 	WebSession(ctx context.Context, idHash string) (WebSession, error)
 	// SigningKeys returns every JWT signing key in the order they were added; the last one signs.
@@ -127,7 +132,8 @@ type Touch struct {
 	At        time.Time
 }
 
-// IdleSession is a session that holds a seat and was last seen at LastSeenAt.
+// IdleSession is a session that holds a seat and was last seen at LastSeenAt (for the expiry
+// sweep: that is due to end).
 type IdleSession struct {
 	ID         string
 	LicenseID  int64
@@ -227,10 +233,11 @@ type SeatCheck struct {
 // The seat rule depends on two things that every method here keeps:
 //   - Seat bookkeeping: License.Taken counts the license's sessions that hold a seat (neither
 //     revoked nor ended). Every write that takes or frees a seat (CreateSession, RevokeSession,
-//     EndIdleSessions) changes it in the same transaction; a new write that does either must too.
+//     EndIdleSessions, EndExpiredSessions) changes it in the same transaction; a new write that
+//     does either must too.
 //   - The change log: every write that can end the life of a session that some server may still
 //     consider live (a session revoked; a license revoked, suspended, or its expiry or seats
-//     changed) logs a Change in the same transaction, so that every server's validate cache drops
+//     changed; a session's hard expiry changed or reached) logs a Change in the same transaction, so that every server's validate cache drops
 //     what it holds within a poll interval (CacheStaleness). A new write of that kind must log one
 //     too, or caches will keep answering "valid". Only sessions that every server already
 //     considers expired by time may end without one (EndIdleSessions).
@@ -258,6 +265,30 @@ type Tx interface {
 	// seen before the given time, at time at, frees their seats, and returns how many it ended per
 	// license. It logs no Change: callers end only sessions every server considers expired.
 	EndIdleSessions(ids []string, before, at time.Time) (map[int64]int, error)
+	// ExpiredSessions returns up to limit sessions that hold a seat and whose hard expiry is at or
+	// before now, of any license, earliest expiry first.
+	ExpiredSessions(now time.Time, limit int) ([]IdleSession, error)
+	// EndExpiredSessions ends those of the listed sessions that still hold a seat and are past
+	// their hard expiry at now, frees their seats, logs a Change for each, and returns how many it
+	// ended per license.
+	EndExpiredSessions(ids []string, now time.Time) (map[int64]int, error)
+	// SetSessionExpiry sets the hard expiry of a session that holds a seat and logs a Change (at
+	// time at). ErrNotFound if there is no such session.
+	SetSessionExpiry(id string, expires, at time.Time) error
+	// LockLicenseByKeyHash returns the license whose key has this SHA-256 (LicenseKeyHash), locked
+	// as LockLicenseByKey locks.
+	LockLicenseByKeyHash(hash [32]byte) (License, error)
+	// OfflineCertificate returns the certificate record of a device key.
+	OfflineCertificate(deviceKey []byte) (OfflineCertificate, error)
+	// PutOfflineCertificate stores the certificate record of its device key, replacing one stored,
+	// and returns the record's id.
+	PutOfflineCertificate(c OfflineCertificate) (int64, error)
+	// OfflineKeys returns every offline signing key, in the order they were added.
+	OfflineKeys() ([]OfflineKey, error)
+	// AddOfflineKey stores an offline signing key; one whose verifier is stored already is kept.
+	AddOfflineKey(k OfflineKey) error
+	// ForgetOfflineSigners erases every offline private key held in the database.
+	ForgetOfflineSigners() error
 	// SeatMismatches is Store.SeatMismatches inside the transaction.
 	SeatMismatches() (SeatCheck, error)
 	// SetTakenSeats sets a license's seat bookkeeping (the repair of openconsole check).

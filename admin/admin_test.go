@@ -133,7 +133,7 @@ func (e *env) call(t *testing.T, i int, method, path, token string, body any, he
 	for j := 0; j+1 < len(header); j += 2 {
 		req.Header.Set(header[j], header[j+1])
 	}
-	fits := e.doc.checkRequest(method, req.URL.Path, b)
+	fits := e.doc.checkRequest(method, req.URL.Path, req.Header.Get("Content-Type"), b)
 	resp, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

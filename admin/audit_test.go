@@ -14,6 +14,7 @@ import (
 
 	"openconsole"
 	"openconsole/admin"
+	"openconsole/client/offline"
 	"openconsole/sqlstore/sqlstoretest"
 )
 
@@ -94,6 +95,15 @@ func TestEveryChangeIsAudited(t *testing.T) {
 		}
 		manifest := `{"_schemaVersion":"3.0.0","app":"tech.flecs.audit","version":"1.0.0","revision":"0","image":"flecs.azurecr.io/tech.flecs.audit"}`
 		licenseFields := []string{"expiresAt", "key", "metadata", "note", "owner", "revokedAt", "seats", "suspendedAt"}
+		// A device's request, and the proof it will make of giving up the certificate (counter 1).
+		dev := newOfflineDevice(t)
+		offlineReq := dev.request(t, key)
+		parsed, err := offline.ParseRequest([]byte(offlineReq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev.cert = &offline.Certificate{License: parsed.License, Nonce: parsed.Nonce, Counter: 1}
+		offlineProof := dev.deactivation(t)
 		cases := []change{
 			{op: "POST /licenses", role: openconsole.RoleOperator, path: "/licenses", body: map[string]any{"key": key, "seats": 2, "note": "order 9"},
 				action: "license.create", target: openconsole.LicenseTarget(key), after: licenseFields,
@@ -146,6 +156,12 @@ func TestEveryChangeIsAudited(t *testing.T) {
 				action: "product.import", target: "products", after: []string{"ids"}},
 			{op: "POST /subscriptions", role: openconsole.RoleOperator, path: "/subscriptions", body: map[string]any{"user": "aud", "productId": 70},
 				action: "subscription.create"},
+			{op: "POST /offline/certificates", role: openconsole.RoleOperator, path: "/offline/certificates",
+				body: map[string]any{"request": offlineReq, "ttl": "7d"}, action: "offline.issue", target: openconsole.LicenseTarget(key),
+				after: []string{"counter", "device", "issuer", "notAfter", "replaced", "session"}},
+			{op: "POST /offline/deactivations", role: openconsole.RoleOperator, path: "/offline/deactivations",
+				body: map[string]any{"proof": offlineProof}, action: "offline.deactivate", target: openconsole.LicenseTarget(key),
+				before: []string{"counter", "deactivatedAt", "device"}, after: []string{"counter", "deactivatedAt", "device", "freed", "nextDevice"}},
 			{op: "POST /licenses/{key}/revoke", role: openconsole.RoleOperator, path: "/licenses/" + key + "/revoke",
 				action: "license.revoke", target: openconsole.LicenseTarget(key), before: []string{"revokedAt"}, after: []string{"revokedAt"}},
 		}

@@ -55,6 +55,7 @@ func (s *Server) routes() {
 
 	s.catalogueRoutes()
 	s.auditRoutes()
+	s.offlineRoutes()
 }
 
 // Listing parameters: limit (default 100, at most 1000) and an opaque cursor.

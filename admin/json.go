@@ -105,14 +105,18 @@ type SessionJSON struct {
 	LastSeenAt    Time   `json:"lastSeenAt"`
 	RevokedAt     Time   `json:"revokedAt"`
 	EndedAt       Time   `json:"endedAt"`
-	ActivatedFrom string `json:"activatedFrom"`
+	ActivatedFrom string `json:"activatedFrom"` // "offline" for an offline certificate's session
+	// ExpiresAt is the hard expiry of an offline certificate's session (its not-after); null for
+	// online sessions, which end after the idle timeout instead.
+	ExpiresAt Time `json:"expiresAt"`
 }
 
 // Session renders a session; live says whether it is live now.
 func Session(st openconsole.SessionState, live bool) SessionJSON {
 	s := st.Session
 	return SessionJSON{ID: s.ID, License: st.License.Key, Timestamp: s.Timestamp, Live: live, CreatedAt: Time(s.CreatedAt),
-		LastSeenAt: Time(s.LastSeenAt), RevokedAt: Time(s.RevokedAt), EndedAt: Time(s.EndedAt), ActivatedFrom: s.Addr}
+		LastSeenAt: Time(s.LastSeenAt), RevokedAt: Time(s.RevokedAt), EndedAt: Time(s.EndedAt), ActivatedFrom: s.Addr,
+		ExpiresAt: Time(s.ExpiresAt)}
 }
 
 // UserJSON is a user: never its password or hash.

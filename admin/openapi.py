@@ -30,7 +30,8 @@ schemas = {
  "LicensePatch": obj({"seats": {"type": "integer", "minimum": 1}, "expiresAt": time, "owner": {"type": ["string", "null"]},
     "note": {"type": "string"}, "metadata": {"type": ["object", "null"]}}, required=[]),
  "Session": obj({"id": {"type": "string", "format": "uuid"}, "license": {"type": "string"}, "timestamp": {"type": "integer"},
-    "live": {"type": "boolean"}, "createdAt": time_req, "lastSeenAt": time_req, "revokedAt": time, "endedAt": time, "activatedFrom": {"type": "string"}}),
+    "live": {"type": "boolean"}, "createdAt": time_req, "lastSeenAt": time_req, "revokedAt": time, "endedAt": time, "activatedFrom": {"type": "string"},
+    "expiresAt": {**time, "description": "the hard expiry of an offline certificate's session (its not-after); null for online sessions"}}),
  "User": obj({"id": {"type": "integer"}, "username": {"type": "string"}, "email": {"type": "string"}, "displayName": {"type": "string"},
     "vendor": {"type": "boolean"}, "whitelabeled": {"type": "boolean"}, "disabled": {"type": "boolean"},
     "role": {"enum": ["admin", "operator", "reader", None]}, "createdAt": time_req, "updatedAt": time_req, "version": {"type": "integer"}}),
@@ -83,8 +84,24 @@ schemas = {
  "Consistency": obj({"from": {"type": "integer", "minimum": 1}, "to": {"type": "integer", "minimum": 1}, "fromRootHash": {"type": "string"},
     "toRootHash": {"type": "string"}, "proof": {"type": "array", "items": {"type": "string"}, "description": "the RFC 6962 consistency proof (base64)"},
     "fromCheckpoint": {"type": ["string", "null"]}, "toCheckpoint": {"type": ["string", "null"]}}),
+ "OfflineCertificate": obj({"id": {"type": "integer"}, "license": {"type": "string"},
+    "deviceKey": {"type": "string", "description": "the device's Ed25519 public key (base64)"},
+    "counter": {"type": "integer", "minimum": 1, "description": "increases with every certificate issued to the device key"},
+    "nonce": {"type": "string", "description": "the request's nonce (hex)"}, "session": {"type": "string", "format": "uuid"},
+    "status": {"enum": ["active", "expired", "deactivated"]}, "issuedAt": time_req, "notBefore": time_req, "notAfter": time_req, "deactivatedAt": time}),
+ "OfflineIssue": obj({"request": {"type": "string", "description": "the device's offline request note"},
+    "ttl": {"type": "string", "description": "the certificate's lifetime, such as 90d (the default) or 36h: 1h to 3650d, never past the license's expiry"}},
+    required=["request"]),
+ "OfflineIssued": obj({"certificate": {"type": "string", "description": "the signed certificate note, as the device installs it"},
+    "replaced": {"type": "boolean", "description": "true when it replaced the device key's certificate on the same seat"}, "record": S("OfflineCertificate")}),
+ "OfflineDeactivate": obj({"proof": {"type": "string", "description": "the device's signed deactivation note"}}),
+ "OfflineDeactivated": obj({"freed": {"type": "boolean", "description": "false when the certificate had expired already (its seat was freed then)"},
+    "record": S("OfflineCertificate")}),
+ "OfflineKey": obj({"name": {"type": "string", "description": "the key's name: the certificates' issuer"},
+    "verifier": {"type": "string", "description": "the verifier key devices pin (name+hash+key); empty before a server first started"},
+    "held": {"enum": ["database", "file", ""]}, "verifiers": {"type": "array", "items": {"type": "string"}, "description": "every key that signed certificates, oldest first"}}),
 }
-for n in ["License", "Session", "User", "Serial", "Token", "Manifest", "TokenIssuance", "Product", "Subscription", "AuditEntry"]:
+for n in ["License", "Session", "User", "Serial", "Token", "Manifest", "TokenIssuance", "Product", "Subscription", "AuditEntry", "OfflineCertificate"]:
     schemas[n + "Page"] = page(n)
 
 def errs(*codes):
@@ -187,11 +204,25 @@ paths.update({
  "/audit/consistency": {"get": op("Prove that the tree of a size extends a smaller one", "reader", R(ok(200, "Consistency"), errs(400, 404, *common)), opid="proveAuditConsistency",
      params=[{"name": "from", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}, "description": "the smaller tree size"},
              q("to", {"type": "integer", "minimum": 1}, "the larger tree size (default: the latest checkpoint's)")])},
+ "/offline/certificates": {
+   "get": op("List offline certificates: each device key's latest", "reader", R(ok(200, "OfflineCertificatePage"), errs(400, 404, *common)), opid="listOfflineCertificates",
+       params=[limit, cursor, q("license", {"type": "string"}, "only the certificates of this license")]),
+   "post": {**op("Issue an offline certificate for a device's request: it holds a seat of the license until not-after or deactivation (a re-issue to the same device key keeps its seat)", "operator",
+       R({"201": {"description": "Issued: the certificate note as text for a text request, else JSON", "content": {
+           "application/json": {"schema": S("OfflineIssued")}, "text/plain": {"schema": {"type": "string"}}}}}, errs(400, 404, 409, 413, 422, *common)),
+       params=[q("ttl", {"type": "string"}, "with a text body: the certificate's lifetime, such as 90d (the default) or 36h")], opid="issueOfflineCertificate"),
+     "requestBody": {"required": True, "content": {"application/json": {"schema": S("OfflineIssue")},
+         "text/plain": {"schema": {"type": "string", "description": "the device's offline request note"}}}}}},
+ "/offline/deactivations": {"post": {**op("Take a device's deactivation proof: frees its certificate's seat, once (a replay is 409 and frees nothing)", "operator",
+       R(ok(200, "OfflineDeactivated"), errs(400, 404, 409, 413, *common)), opid="deactivateOfflineCertificate"),
+     "requestBody": {"required": True, "content": {"application/json": {"schema": S("OfflineDeactivate")},
+         "text/plain": {"schema": {"type": "string", "description": "the device's deactivation note"}}}}}},
+ "/offline/key": {"get": op("The verifier key devices pin to check certificates", "reader", R(ok(200, "OfflineKey"), errs(*common)), opid="getOfflineKey")},
 })
 doc = {
  "openapi": "3.1.0",
  "info": {"title": "OpenConsole operator API", "version": "1",
-          "description": "Administer OpenConsole over HTTP: licenses, sessions, users, serial numbers, API tokens, the app catalogue, statistics and the audit log. JSON in and out, camelCase fields, times in RFC 3339 UTC. Errors are RFC 9457 problem details (application/problem+json) with a stable code. Creating POSTs take an Idempotency-Key; single resources carry an ETag that PATCH and the state-changing POSTs check with If-Match."},
+          "description": "Administer OpenConsole over HTTP: licenses, sessions, users, serial numbers, API tokens, the app catalogue, statistics, the audit log and offline certificates. JSON in and out, camelCase fields, times in RFC 3339 UTC. Errors are RFC 9457 problem details (application/problem+json) with a stable code. Creating POSTs take an Idempotency-Key; single resources carry an ETag that PATCH and the state-changing POSTs check with If-Match."},
  "servers": [{"url": "/api/openconsole/v1"}],
  "security": [{"bearer": []}],
  "paths": paths,

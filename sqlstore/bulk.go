@@ -20,13 +20,14 @@ func (s *Store) BulkInsertLicenses(ctx context.Context, ls []openconsole.License
 	ids := make(map[string]int64, len(ls))
 	for start := 0; start < len(ls); start += bulkRows {
 		chunk := ls[start:min(start+bulkRows, len(ls))]
-		args := make([]any, 0, len(chunk)*6)
+		args := make([]any, 0, len(chunk)*7)
 		for _, l := range chunk {
 			owner := sql.NullInt64{Int64: l.OwnerID, Valid: l.OwnerID != 0}
-			args = append(args, l.Key, string(l.Kind), owner, l.Seats, nullMS(l.ExpiresAt), ms(l.CreatedAt))
+			hash := openconsole.LicenseKeyHash(l.Key)
+			args = append(args, l.Key, string(l.Kind), owner, l.Seats, nullMS(l.ExpiresAt), ms(l.CreatedAt), hash[:])
 		}
-		q := `INSERT INTO licenses (key, kind, owner_id, seats, expires_at, created_at) VALUES ` +
-			placeholders(len(chunk), 6) + ` RETURNING id, key`
+		q := `INSERT INTO licenses (key, kind, owner_id, seats, expires_at, created_at, key_sha256) VALUES ` +
+			placeholders(len(chunk), 7) + ` RETURNING id, key`
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
 			rows, err := tx.QueryContext(ctx, s.d.q(q), args...)
 			if err != nil {

@@ -1,6 +1,9 @@
 package sqlstore
 
-import "context"
+import (
+	"context"
+	"database/sql"
+)
 
 // ExecForTest runs a statement on the store's writer, for tests that must corrupt or age a database.
 func ExecForTest(ctx context.Context, s *Store, query string) error {
@@ -17,4 +20,9 @@ func BatchStatsForTest(s *Store) (batches, updates int64) {
 // "table: col type [not null], ..." and "index table(cols) [unique] [partial]" lines, sorted.
 func Schema(ctx context.Context, s *Store) ([]string, error) {
 	return s.schema(ctx)
+}
+
+// BackfillKeyHashesForTest runs the backfill of migration 0009 again.
+func BackfillKeyHashesForTest(ctx context.Context, s *Store) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return backfillKeyHashes(ctx, s.d, tx) })
 }

@@ -63,19 +63,20 @@ func scanLicense(row interface{ Scan(...any) error }, withOwner bool, extra ...a
 	return sl.license(), nil
 }
 
-const sessionCols = `s.id, s.license_id, s.ts, s.created_at, s.last_seen_at, s.revoked_at, s.ended_at, s.addr`
+const sessionCols = `s.id, s.license_id, s.ts, s.created_at, s.last_seen_at, s.revoked_at, s.ended_at, s.addr, s.expires_at`
 
 func scanSession(row interface{ Scan(...any) error }, extra ...any) (openconsole.Session, error) {
 	var s openconsole.Session
 	var created, seen int64
-	var rev, ended sql.NullInt64
-	if err := row.Scan(append([]any{&s.ID, &s.LicenseID, &s.Timestamp, &created, &seen, &rev, &ended, &s.Addr}, extra...)...); err != nil {
+	var rev, ended, exp sql.NullInt64
+	if err := row.Scan(append([]any{&s.ID, &s.LicenseID, &s.Timestamp, &created, &seen, &rev, &ended, &s.Addr, &exp}, extra...)...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return s, openconsole.ErrNotFound
 		}
 		return s, err
 	}
 	s.CreatedAt, s.LastSeenAt, s.RevokedAt, s.EndedAt = fromMS(created), fromMS(seen), fromNullMS(rev), fromNullMS(ended)
+	s.ExpiresAt = fromNullMS(exp)
 	return s, nil
 }
 
@@ -96,7 +97,7 @@ func scanUser(row interface{ Scan(...any) error }) (openconsole.User, error) {
 	return u, nil
 }
 
-const sessionStateQuery = `SELECT s.ts, s.last_seen_at, s.revoked_at, s.ended_at, s.license_id,
+const sessionStateQuery = `SELECT s.ts, s.last_seen_at, s.revoked_at, s.ended_at, s.expires_at, s.license_id,
 	l.key, l.kind, COALESCE(l.owner_id, 0), l.seats, l.expires_at, l.suspended_at, l.revoked_at
 	FROM sessions s JOIN licenses l ON l.id = s.license_id WHERE s.id = ?`
 
@@ -104,9 +105,9 @@ const sessionStateQuery = `SELECT s.ts, s.last_seen_at, s.revoked_at, s.ended_at
 func (s *Store) SessionState(ctx context.Context, id string) (openconsole.SessionState, error) {
 	var st openconsole.SessionState
 	var seen int64
-	var srev, ended, exp, susp, lrev sql.NullInt64
+	var srev, ended, sexp, exp, susp, lrev sql.NullInt64
 	var kind string
-	err := s.state.QueryRowContext(ctx, id).Scan(&st.Session.Timestamp, &seen, &srev, &ended, &st.License.ID,
+	err := s.state.QueryRowContext(ctx, id).Scan(&st.Session.Timestamp, &seen, &srev, &ended, &sexp, &st.License.ID,
 		&st.License.Key, &kind, &st.License.OwnerID, &st.License.Seats, &exp, &susp, &lrev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, openconsole.ErrNotFound
@@ -115,6 +116,7 @@ func (s *Store) SessionState(ctx context.Context, id string) (openconsole.Sessio
 	}
 	st.Session.ID, st.Session.LicenseID = id, st.License.ID
 	st.Session.LastSeenAt, st.Session.RevokedAt, st.Session.EndedAt = fromMS(seen), fromNullMS(srev), fromNullMS(ended)
+	st.Session.ExpiresAt = fromNullMS(sexp)
 	st.License.Kind = openconsole.LicenseKind(kind)
 	st.License.ExpiresAt, st.License.SuspendedAt, st.License.RevokedAt = fromNullMS(exp), fromNullMS(susp), fromNullMS(lrev)
 	return st, nil
@@ -265,12 +267,14 @@ func (s *Store) ListSessions(ctx context.Context, q openconsole.SessionQuery) it
 		c.add(`(s.license_id, s.ts, s.id) > (?, ?, ?)`, q.After.LicenseID, q.After.Timestamp, q.After.ID)
 	}
 	if q.Live != nil {
-		live := `(s.revoked_at IS NULL AND s.ended_at IS NULL AND s.last_seen_at >= ? AND l.revoked_at IS NULL AND
+		// A session with a hard expiry (an offline certificate's) is live until then, however idle.
+		live := `(s.revoked_at IS NULL AND s.ended_at IS NULL AND
+			(s.expires_at IS NULL AND s.last_seen_at >= ? OR s.expires_at > ?) AND l.revoked_at IS NULL AND
 			l.suspended_at IS NULL AND (l.expires_at IS NULL OR l.expires_at > ?))`
 		if !*q.Live {
 			live = `NOT ` + live
 		}
-		c.add(live, ms(q.IdleBefore), ms(q.Now))
+		c.add(live, ms(q.IdleBefore), ms(q.Now), ms(q.Now))
 	}
 	query := `SELECT ` + sessionCols + `, ` + licenseCols + `, ` + ownerCol + ` FROM sessions s JOIN licenses l ON l.id = s.license_id` +
 		licenseOwnerJoin + c.String() + order + limitClause(q.Limit)

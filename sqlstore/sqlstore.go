@@ -83,7 +83,7 @@ var (
 // preparedQueries are the statements of the write path that run many times per second.
 var preparedQueries = []string{
 	lockLicenseByKey, lockLicensesByOwner, sessionByID, insertSession, addTaken, markSerial, endIdle, idleSessions,
-	touchSession, countActivations, `SELECT last_ms FROM clock WHERE id = 1`, `UPDATE clock SET last_ms = ? WHERE id = 1`,
+	touchSession, countActivations, expiredSessions, `SELECT last_ms FROM clock WHERE id = 1`, `UPDATE clock SET last_ms = ? WHERE id = 1`,
 }
 
 // q rewrites a query written with ? placeholders for the engine.
@@ -256,6 +256,12 @@ func (s *Store) Close() error {
 	return err
 }
 
+// backfills complete a migration in its transaction, by version, where what it fills in is
+// computed by OpenConsole rather than SQL (the engines do not share the function).
+var backfills = map[int]func(context.Context, *dialect, *sql.Tx) error{
+	9: backfillKeyHashes,
+}
+
 // migrate applies the embedded migrations the database has not seen, each in its own
 // transaction, and refuses a database whose schema is newer than this build knows.
 func (s *Store) migrate(ctx context.Context) error {
@@ -322,6 +328,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			if fill := backfills[m.version]; fill != nil {
+				if err := fill(ctx, s.d, tx); err != nil {
+					return fmt.Errorf("%s: backfill: %w", m.name, err)
+				}
 			}
 			_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 				m.version, m.name, time.Now().UnixMilli())

@@ -194,26 +194,31 @@ func (t *txn) flush() error {
 const countActivations = `INSERT INTO activation_hours (hour, n) VALUES (?, ?)
 	ON CONFLICT (hour) DO UPDATE SET n = activation_hours.n + excluded.n`
 
-const insertSession = `INSERT INTO sessions (id, license_id, ts, created_at, last_seen_at, addr) VALUES (?, ?, ?, ?, ?, ?)`
+const insertSession = `INSERT INTO sessions (id, license_id, ts, created_at, last_seen_at, addr, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 func (t *txn) flushSessions() error {
 	if t.d.bindDollar {
 		// One statement for the whole batch.
 		n := len(t.sessions)
 		ids, lics, tss, created, seen, addrs := make([]string, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]string, n)
+		exps := make([]*int64, n) // NULL for online sessions
 		for i, s := range t.sessions {
 			ids[i], lics[i], tss[i], created[i], seen[i], addrs[i] = s.ID, s.LicenseID, s.Timestamp, ms(s.CreatedAt), ms(s.LastSeenAt), s.Addr
+			if !s.ExpiresAt.IsZero() {
+				v := ms(s.ExpiresAt)
+				exps[i] = &v
+			}
 		}
-		_, err := t.execNow(`INSERT INTO sessions (id, license_id, ts, created_at, last_seen_at, addr)
-			SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[])`,
-			ids, lics, tss, created, seen, addrs)
+		_, err := t.execNow(`INSERT INTO sessions (id, license_id, ts, created_at, last_seen_at, addr, expires_at)
+			SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[], ?::bigint[])`,
+			ids, lics, tss, created, seen, addrs, exps)
 		if isUnique(err) {
 			return openconsole.Errorf(openconsole.ECONFLICT, "session exists already")
 		}
 		return err
 	}
 	for _, s := range t.sessions {
-		_, err := t.execNow(insertSession, s.ID, s.LicenseID, s.Timestamp, ms(s.CreatedAt), ms(s.LastSeenAt), s.Addr)
+		_, err := t.execNow(insertSession, s.ID, s.LicenseID, s.Timestamp, ms(s.CreatedAt), ms(s.LastSeenAt), s.Addr, nullMS(s.ExpiresAt))
 		if isUnique(err) {
 			return openconsole.Errorf(openconsole.ECONFLICT, "session exists already")
 		} else if err != nil {
@@ -369,8 +374,9 @@ func (t *txn) RevokeSession(id string, at time.Time) (openconsole.Session, error
 	return sess, err
 }
 
+// idleSessions reads the index sessions_idle (migration 0009): its predicate word for word.
 const idleSessions = `SELECT id, license_id, last_seen_at FROM sessions
-	WHERE revoked_at IS NULL AND ended_at IS NULL AND last_seen_at < ? ORDER BY last_seen_at LIMIT ?`
+	WHERE revoked_at IS NULL AND ended_at IS NULL AND expires_at IS NULL AND last_seen_at < ? ORDER BY last_seen_at LIMIT ?`
 
 func (t *txn) IdleSessions(before time.Time, limit int) ([]openconsole.IdleSession, error) {
 	// Sessions created in this transaction were last seen now: only they could be missed without
@@ -394,7 +400,7 @@ func (t *txn) IdleSessions(before time.Time, limit int) ([]openconsole.IdleSessi
 		return nil, err
 	}
 	for _, s := range t.sessions {
-		if s.HoldsSeat() && s.LastSeenAt.Before(before) && len(out) < limit {
+		if s.HoldsSeat() && s.ExpiresAt.IsZero() && s.LastSeenAt.Before(before) && len(out) < limit {
 			out = append(out, openconsole.IdleSession{ID: s.ID, LicenseID: s.LicenseID, LastSeenAt: s.LastSeenAt})
 		}
 	}
@@ -402,7 +408,7 @@ func (t *txn) IdleSessions(before time.Time, limit int) ([]openconsole.IdleSessi
 }
 
 const endIdle = `UPDATE sessions SET ended_at = ?
-	WHERE id = ? AND revoked_at IS NULL AND ended_at IS NULL AND last_seen_at < ? RETURNING license_id`
+	WHERE id = ? AND revoked_at IS NULL AND ended_at IS NULL AND expires_at IS NULL AND last_seen_at < ? RETURNING license_id`
 
 func (t *txn) EndIdleSessions(ids []string, before, at time.Time) (map[int64]int, error) {
 	if err := t.flush(); err != nil {
@@ -464,9 +470,11 @@ func (t *txn) CreateLicense(l openconsole.License) (openconsole.License, error) 
 		l.UpdatedAt = l.CreatedAt
 	}
 	l.Version = 1
-	err := t.queryRow(`INSERT INTO licenses (key, kind, owner_id, seats, expires_at, note, metadata, created_at, updated_at, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		l.Key, string(l.Kind), owner, l.Seats, nullMS(l.ExpiresAt), l.Note, string(l.Metadata), ms(l.CreatedAt), ms(l.UpdatedAt), l.Version).Scan(&l.ID)
+	hash := openconsole.LicenseKeyHash(l.Key)
+	err := t.queryRow(`INSERT INTO licenses (key, kind, owner_id, seats, expires_at, note, metadata, created_at, updated_at, version, key_sha256)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		l.Key, string(l.Kind), owner, l.Seats, nullMS(l.ExpiresAt), l.Note, string(l.Metadata), ms(l.CreatedAt), ms(l.UpdatedAt), l.Version,
+		hash[:]).Scan(&l.ID)
 	if isUnique(err) {
 		return l, openconsole.Errorf(openconsole.ECONFLICT, "license key exists already")
 	}

@@ -13,6 +13,7 @@ import (
 
 	"openconsole"
 	"openconsole/admin"
+	"openconsole/client/offline"
 )
 
 // auditEntries returns the log as audit export prints it.
@@ -242,6 +243,16 @@ func TestAuditKeyCommands(t *testing.T) {
 	})
 }
 
+// lastReq names the one request file a test device wrote in dir.
+func lastReq(t *testing.T, dir string) string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, "req-*.note"))
+	if len(m) != 1 {
+		t.Fatalf("request files: %v", m)
+	}
+	return filepath.Base(m[0])
+}
+
 // TestEveryCLIChangeIsAudited: every command that changes something appends exactly one entry,
 // made by the operating-system user on the command line ("cli"), with the action of its
 // operation; the table must name every command that is not read-only.
@@ -250,7 +261,8 @@ func TestEveryCLIChangeIsAudited(t *testing.T) {
 		"license show": true, "serial list": true, "session list": true, "session show": true, "token list": true,
 		"stats": true, "backup": true, "app manifest list": true, "app tokens list": true, "product list": true,
 		"subscription list": true, "audit list": true, "audit export": true, "audit checkpoint": true,
-		"audit verify": true, "audit key": true, "audit keygen": true}
+		"audit verify": true, "audit key": true, "audit keygen": true, "offline list": true, "offline key": true,
+		"offline keygen": true}
 	eachDB(t, func(t *testing.T, dsn string) {
 		dir := t.TempDir()
 		manifest := filepath.Join(dir, "manifest.json")
@@ -258,6 +270,7 @@ func TestEveryCLIChangeIsAudited(t *testing.T) {
 		products := filepath.Join(dir, "products.json")
 		os.WriteFile(products, []byte(`[{"id":71,"name":"CLI app","store":{"id":791}}]`), 0o644)
 		const key = "CLI-AUDIT-KEY-0001"
+		dev := newTestDevice(t)
 		var sid, tokenID string
 		cases := []struct {
 			cmd    string
@@ -287,6 +300,17 @@ func TestEveryCLIChangeIsAudited(t *testing.T) {
 			{"app manifest remove", func() []string { return []string{"tech.flecs.cli", "1.0.0"} }, "", "manifest.remove"},
 			{"product import", func() []string { return []string{products} }, "", "product.import"},
 			{"subscription add", func() []string { return []string{"--user", "cli", "--product", "71"} }, "", "subscription.create"},
+			{"offline issue", func() []string { return []string{"--request", dev.requestFile(t, key)} }, "", "offline.issue"},
+			{"offline deactivate", func() []string {
+				// The proof of the certificate just issued: the request's nonce, counter 1.
+				b, _ := os.ReadFile(filepath.Join(dev.dir, lastReq(t, dev.dir)))
+				r, err := offline.ParseRequest(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dev.cert = &offline.Certificate{License: r.License, Nonce: r.Nonce, Counter: 1}
+				return []string{"--proof", dev.proofFile(t)}
+			}, "", "offline.deactivate"},
 			{"license revoke", func() []string { return []string{key} }, "", "license.revoke"},
 		}
 		covered := map[string]bool{}

@@ -560,7 +560,7 @@ func TestSessionCommands(t *testing.T) {
 			t.Fatalf("session list: %d entries, want 3", len(raw))
 		}
 		checkKeys(t, "session list entry", string(raw[0]), "id", "license", "timestamp", "live", "createdAt", "lastSeenAt",
-			"revokedAt", "endedAt", "activatedFrom")
+			"revokedAt", "endedAt", "activatedFrom", "expiresAt")
 		runItems(t, &ss, "--db", dsn, "session", "list")
 		for _, want := range []struct {
 			ref openconsole.SessionRef

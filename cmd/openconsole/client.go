@@ -103,7 +103,7 @@ func (e *cliEnv) client(ttl time.Duration) (*opClient, error) {
 				close: tr.CloseIdleConnections}, nil
 		}
 	}
-	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{SessionTTL: ttl, OneShot: true})
+	svc, _, done, err := e.open(sqlstore.Options{}, openconsole.Options{SessionTTL: ttl, OneShot: true, OfflineKey: e.offlineKey})
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,9 @@ type cliEnv struct {
 	server, tokenFile string
 	// create lets open create a database that does not exist (serve, init).
 	create bool
+	// offlineKey is the certificate signing key a command on the database itself signs with
+	// (offline issue --key-file); empty: the key held in the database.
+	offlineKey string
 }
 
 func (e *cliEnv) usageErr(format string, args ...any) int {

@@ -65,6 +65,12 @@ Commands:
   audit verify [--checkpoint FILE]... [--key VERIFIER]...
   audit key [--key-file FILE]         (the verifier key that checks checkpoints)
   audit keygen --out FILE [--name NAME]   (a signing key for serve --audit-key-file)
+  offline issue --request REQ.note [--ttl 90d] [--out CERT.note] [--key-file FILE]
+                                      (a certificate for an air-gapped device's request; it holds a seat)
+  offline deactivate --proof D.note   (free the seat of a device's certificate, once)
+  offline list [--license KEY] [--limit N] [--after CURSOR]
+  offline key [--key-file FILE]       (the verifier key devices pin)
+  offline keygen --out FILE [--name NAME]   (a signing key for serve --offline-key-file)
   app manifest add FILE [--official[=false]]
   app manifest list [--app APP]
   app manifest remove APP VERSION [--schema-version V]
@@ -162,37 +168,42 @@ func hasSubcommands(group string) bool {
 }
 
 var commands = map[string]func(*cliEnv, []string) int{
-	"serve":            cmdServe,
-	"init":             cmdInit,
-	"user create":      cmdUserCreate,
-	"user update":      cmdUserUpdate,
-	"user list":        cmdUserList,
-	"user show":        cmdUserShow,
-	"license create":   cmdLicenseCreate,
-	"license list":     cmdLicenseList,
-	"license show":     cmdLicenseShow,
-	"license update":   cmdLicenseUpdate,
-	"license suspend":  cmdLicenseAction("suspend"),
-	"license resume":   cmdLicenseAction("resume"),
-	"license revoke":   cmdLicenseAction("revoke"),
-	"serial register":  cmdSerialRegister,
-	"serial list":      cmdSerialList,
-	"session list":     cmdSessionList,
-	"session show":     cmdSessionShow,
-	"session revoke":   cmdSessionRevoke,
-	"token create":     cmdTokenCreate,
-	"token list":       cmdTokenList,
-	"token revoke":     cmdTokenRevoke,
-	"stats":            cmdStats,
-	"check":            cmdCheck,
-	"jwt rotate":       cmdJWTRotate,
-	"backup":           cmdBackup,
-	"audit list":       cmdAuditList,
-	"audit export":     cmdAuditExport,
-	"audit checkpoint": cmdAuditCheckpoint,
-	"audit verify":     cmdAuditVerify,
-	"audit key":        cmdAuditKey,
-	"audit keygen":     cmdAuditKeygen,
+	"serve":              cmdServe,
+	"init":               cmdInit,
+	"user create":        cmdUserCreate,
+	"user update":        cmdUserUpdate,
+	"user list":          cmdUserList,
+	"user show":          cmdUserShow,
+	"license create":     cmdLicenseCreate,
+	"license list":       cmdLicenseList,
+	"license show":       cmdLicenseShow,
+	"license update":     cmdLicenseUpdate,
+	"license suspend":    cmdLicenseAction("suspend"),
+	"license resume":     cmdLicenseAction("resume"),
+	"license revoke":     cmdLicenseAction("revoke"),
+	"serial register":    cmdSerialRegister,
+	"serial list":        cmdSerialList,
+	"session list":       cmdSessionList,
+	"session show":       cmdSessionShow,
+	"session revoke":     cmdSessionRevoke,
+	"token create":       cmdTokenCreate,
+	"token list":         cmdTokenList,
+	"token revoke":       cmdTokenRevoke,
+	"stats":              cmdStats,
+	"check":              cmdCheck,
+	"jwt rotate":         cmdJWTRotate,
+	"backup":             cmdBackup,
+	"audit list":         cmdAuditList,
+	"audit export":       cmdAuditExport,
+	"audit checkpoint":   cmdAuditCheckpoint,
+	"audit verify":       cmdAuditVerify,
+	"audit key":          cmdAuditKey,
+	"audit keygen":       cmdAuditKeygen,
+	"offline issue":      cmdOfflineIssue,
+	"offline deactivate": cmdOfflineDeactivate,
+	"offline list":       cmdOfflineList,
+	"offline key":        cmdOfflineKey,
+	"offline keygen":     cmdOfflineKeygen,
 
 	"app manifest add":    cmdAppManifestAdd,
 	"app manifest list":   cmdAppManifestList,
@@ -205,7 +216,8 @@ var commands = map[string]func(*cliEnv, []string) int{
 	"subscription list":   cmdSubscriptionList,
 }
 
-// cmdInit creates the database and its schema (and the first JWT signing key and audit key), or
+// cmdInit creates the database and its schema (and the first JWT signing key, audit key and
+// certificate signing key), or
 // brings an existing one up to date.
 func cmdInit(e *cliEnv, args []string) int {
 	fs := e.flags("init")
@@ -219,6 +231,9 @@ func cmdInit(e *cliEnv, args []string) int {
 	}
 	defer done()
 	if err := svc.CreateAuditKey(e.ctx); err != nil {
+		return e.fail(err)
+	}
+	if err := svc.CreateOfflineKey(e.ctx); err != nil {
 		return e.fail(err)
 	}
 	return e.print(struct {

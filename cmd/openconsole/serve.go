@@ -30,6 +30,7 @@ func cmdServe(e *cliEnv, args []string) int {
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof profiles on this address (keep it private; default: off)")
 	adminAddr := fs.String("admin-addr", "", "serve the admin web console and the operator API only on this address, not on --addr (default: both on --addr)")
 	auditKeyFile := fs.String("audit-key-file", "", "sign the audit log's checkpoints with the key in this file, kept away from the database (openconsole audit keygen writes one; default: a key held in the database)")
+	offlineKeyFile := fs.String("offline-key-file", "", "sign offline certificates with the key in this file, kept away from the database (openconsole offline keygen writes one; default: a key held in the database)")
 	limits := openconsole.DefaultLimits
 	fs.Func("limit-activation", limitUsage("activations with an unknown key or serial, per client address", limits.ActivationFailuresPerAddr),
 		limitFlag(&limits.ActivationFailuresPerAddr))
@@ -72,12 +73,20 @@ func cmdServe(e *cliEnv, args []string) int {
 		}
 		auditKey = k
 	}
+	var offlineKey string
+	if *offlineKeyFile != "" {
+		k, err := readKeyFile("offline-key-file", *offlineKeyFile)
+		if err != nil {
+			return e.fail(err)
+		}
+		offlineKey = k
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	e.create = true
 	svc, st, closeAll, err := e.open(
 		sqlstore.Options{MaxConns: *maxConns, StatementTimeout: *stmtTimeout, ConnectTimeout: *connTimeout},
 		openconsole.Options{SessionTTL: *sessionTTL, TokenTTL: *tokenTTL, Logger: log, Limits: &limits, AuditKey: auditKey,
-			MaxPasswordChecks: *maxPasswordChecks})
+			MaxPasswordChecks: *maxPasswordChecks, OfflineKey: offlineKey})
 	if err != nil {
 		return e.fail(err)
 	}
