@@ -18,3 +18,9 @@ func BatchStatsForTest(s *Store) (batches, updates int64) {
 func Schema(ctx context.Context, s *Store) ([]string, error) {
 	return s.schema(ctx)
 }
+
+// ReaderExecForTest runs a statement on the store's read pool, for tests of a read-only store.
+func ReaderExecForTest(ctx context.Context, s *Store, query string) error {
+	_, err := s.r.ExecContext(ctx, query)
+	return err
+}
