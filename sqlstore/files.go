@@ -127,7 +127,16 @@ func probeSQLite(dsn string, conns int) (*sql.DB, error) {
 	return db, nil
 }
 
-// explainSQLite turns SQLite's refusals to write into what to do about them, keeping err.
+// explained is an error of the driver said in words: Error is the words, Unwrap the driver's error.
+type explained struct {
+	msg string
+	err error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
+
+// explainSQLite turns SQLite's refusals to write into what to do about them, keeping err to unwrap.
 func explainSQLite(file string, err error) error {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
@@ -140,11 +149,11 @@ func explainSQLite(file string, err error) error {
 	switch se.Code() {
 	case sqlite3.SQLITE_READONLY_DIRECTORY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY_CANTINIT:
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() && !writable(dir) {
-			return fmt.Errorf("the directory %s is not writable, and SQLite keeps the database's -wal and -shm files next to it: "+
-				"give this user write access to %s (commands that only read, such as license list, work without it): %w", dir, dir, err)
+			return &explained{fmt.Sprintf("the directory %s is not writable by this user, and SQLite keeps the database's -wal and -shm files next to it: "+
+				"a change needs write access to %s (commands that only read, such as license list, work without it)", dir, dir), err}
 		}
 	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_READONLY_DBMOVED, sqlite3.SQLITE_READONLY_CANTLOCK:
-		return fmt.Errorf("%s is not writable by this user (commands that only read, such as license list, work on it): %w", file, err)
+		return &explained{fmt.Sprintf("%s is not writable by this user: a change needs write access to it (commands that only read, such as license list, work on it)", file), err}
 	}
 	return err
 }

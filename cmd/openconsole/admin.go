@@ -466,6 +466,7 @@ func cmdCheck(e *cliEnv, args []string) int {
 		return code
 	}
 	req := request{method: "GET", path: "/seats/check"}
+	e.readOnly = !*repair
 	if *repair {
 		req = request{method: "POST", path: "/seats/repair"}
 	}

@@ -40,7 +40,8 @@ func cmdBackup(e *cliEnv, args []string) int {
 	} else if err != nil {
 		return e.fail(fmt.Errorf("backup: %w", err))
 	}
-	st, err := sqlstore.Open(e.ctx, dsn, sqlstore.Options{MaxConns: 2})
+	// Read-only: a backup changes nothing, and works on a file this user may only read.
+	st, err := sqlstore.Open(e.ctx, dsn, sqlstore.Options{MaxConns: 2, ReadOnly: true})
 	if err != nil {
 		return e.fail(err)
 	}

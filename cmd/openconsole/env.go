@@ -30,6 +30,9 @@ type cliEnv struct {
 	server, tokenFile string
 	// create lets open create a database that does not exist (serve, init).
 	create bool
+	// readOnly: the command only reads (readOnlyCommands), so it opens the database read-only and
+	// writes nothing to it: no migration, no key, no checkpoint. It works on a file it may not write.
+	readOnly bool
 }
 
 func (e *cliEnv) usageErr(format string, args ...any) int {
@@ -121,6 +124,9 @@ func (e *cliEnv) open(storeOpts sqlstore.Options, opts openconsole.Options) (*op
 		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 			return nil, nil, nil, fmt.Errorf("no database at %s (openconsole init creates one; serve does too)", file)
 		}
+	}
+	if e.readOnly {
+		storeOpts.ReadOnly, opts.ReadOnly = true, true
 	}
 	st, err := sqlstore.Open(e.ctx, e.dsn(), storeOpts)
 	if err != nil {

@@ -134,6 +134,7 @@ next:
 	if !ok {
 		return env.usageErr("unknown command %q", cmd)
 	}
+	env.readOnly = readOnlyCommands[cmd]
 	return run(env, rest)
 }
 
@@ -203,6 +204,16 @@ var commands = map[string]func(*cliEnv, []string) int{
 	"product list":        cmdProductList,
 	"subscription add":    cmdSubscriptionAdd,
 	"subscription list":   cmdSubscriptionList,
+}
+
+// readOnlyCommands only read: on the database itself (no server to ask), they open it read-only
+// (check does too without --repair). They work on a file or directory they may not write, and they
+// never change the database, not even by a migration or a key created on first use.
+var readOnlyCommands = map[string]bool{
+	"user list": true, "user show": true, "license list": true, "license show": true, "serial list": true,
+	"session list": true, "session show": true, "token list": true, "stats": true, "backup": true,
+	"audit list": true, "audit export": true, "audit verify": true, "audit key": true,
+	"app manifest list": true, "app tokens list": true, "product list": true, "subscription list": true,
 }
 
 // cmdInit creates the database and its schema (and the first JWT signing key and audit key), or
