@@ -109,8 +109,24 @@ next:
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if isHelp(args[0]) {
 		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if args[0] == "help" {
+		// help, help license, help app manifest: the usage of the commands named so.
+		if len(args) == 1 {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		group := strings.Join(args[1:], " ")
+		if _, ok := commands[group]; ok {
+			return commands[group](env, []string{"--help"})
+		}
+		if !hasSubcommands(group) {
+			return env.usageErr("unknown command %q", group)
+		}
+		fmt.Fprint(stdout, groupUsage(group))
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
@@ -118,16 +134,19 @@ next:
 		if !hasSubcommands(cmd) {
 			return env.usageErr("unknown command %q", cmd)
 		}
-		if len(rest) == 0 {
-			return env.usageErr("%s needs a subcommand", cmd)
-		}
-		cmd, rest = cmd+" "+rest[0], rest[1:]
 		// Some groups nest one level deeper: app manifest add.
-		if _, ok := commands[cmd]; !ok && hasSubcommands(cmd) {
+		for {
+			if len(rest) > 0 && isHelp(rest[0]) {
+				fmt.Fprint(stdout, groupUsage(cmd))
+				return 0
+			}
 			if len(rest) == 0 {
 				return env.usageErr("%s needs a subcommand", cmd)
 			}
 			cmd, rest = cmd+" "+rest[0], rest[1:]
+			if _, ok := commands[cmd]; ok || !hasSubcommands(cmd) {
+				break
+			}
 		}
 	}
 	run, ok := commands[cmd]
@@ -150,6 +169,30 @@ func cutFlag(arg, name string) (value string, inline, ok bool) {
 		}
 	}
 	return "", false, false
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "--h"
+}
+
+// groupUsage is the usage of the commands of a group (license, app manifest): their lines of the
+// command list.
+func groupUsage(group string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: openconsole [--db DSN] [--server URL [--token-file FILE]] %s SUBCOMMAND [FLAGS]\n\n", group)
+	_, list, _ := strings.Cut(usage, "\nCommands:\n")
+	list, _, _ = strings.Cut(list, "\n\n")
+	in := false
+	for _, line := range strings.Split(list, "\n") {
+		if !strings.HasPrefix(line, "    ") { // an entry, not a continuation line
+			in = strings.HasPrefix(strings.TrimSpace(line), group+" ")
+		}
+		if in {
+			b.WriteString(line + "\n")
+		}
+	}
+	fmt.Fprintf(&b, "\nopenconsole %s SUBCOMMAND --help prints a command's flags.\n", group)
+	return b.String()
 }
 
 // hasSubcommands reports whether group is the first word of some command.
