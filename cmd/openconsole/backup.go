@@ -3,19 +3,21 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"openconsole/admin"
 	"openconsole/sqlstore"
 )
 
 type backupOut struct {
-	File      string    `json:"file"`
-	Bytes     int64     `json:"bytes"`
-	StartedAt time.Time `json:"startedAt"` // every write acknowledged before this is in the copy
-	Seconds   float64   `json:"seconds"`
+	File      string     `json:"file"`
+	Bytes     int64      `json:"bytes"`
+	StartedAt admin.Time `json:"startedAt"` // every write acknowledged before this is in the copy
+	Seconds   float64    `json:"seconds"`
 }
 
 // cmdBackup is `backup --out FILE`: a consistent copy of a SQLite database, also while servers
@@ -55,5 +57,6 @@ func cmdBackup(e *cliEnv, args []string) int {
 		return e.fail(err)
 	}
 	abs, _ := filepath.Abs(*out)
-	return e.print(backupOut{File: abs, Bytes: info.Size(), StartedAt: start.UTC(), Seconds: time.Since(start).Seconds()})
+	return e.print(backupOut{File: abs, Bytes: info.Size(), StartedAt: admin.Time(start),
+		Seconds: math.Round(time.Since(start).Seconds()*1000) / 1000})
 }

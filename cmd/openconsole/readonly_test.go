@@ -189,6 +189,12 @@ func TestReadOnlyFileAndDirectory(t *testing.T) {
 
 // serveInProcess runs serve through Run until the returned stop is called; stop returns its log.
 func serveInProcess(t *testing.T, args ...string) (stop func() string) {
+	_, stop = serveAt(t, args...)
+	return stop
+}
+
+// serveAt is serveInProcess that also returns the address serve listens on.
+func serveAt(t *testing.T, args ...string) (addr string, stop func() string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
@@ -196,7 +202,11 @@ func serveInProcess(t *testing.T, args ...string) (stop func() string) {
 	go func() {
 		done <- Run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...), strings.NewReader(""), &stdout, &stderr)
 	}()
-	for deadline := time.Now().Add(10 * time.Second); listenRE.FindStringSubmatch(stderr.String()) == nil; {
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+			break
+		}
 		select {
 		case code := <-done:
 			cancel()
@@ -208,7 +218,7 @@ func serveInProcess(t *testing.T, args ...string) (stop func() string) {
 			t.Fatalf("serve did not log its address; stderr:\n%s", stderr.String())
 		}
 	}
-	return func() string {
+	return addr, func() string {
 		cancel()
 		if code := <-done; code != 0 {
 			t.Errorf("serve exit code %d; stderr:\n%s", code, stderr.String())
