@@ -44,15 +44,15 @@ Commands:
                  [--note TEXT] [--metadata JSON] [--idempotency-key K]
   license list [--status S] [--owner U] [--search Q] [--limit N] [--after CURSOR]
   license show KEY
-  license update KEY [--seats N] [--expires TIME|never] [--owner U|none] [--note TEXT]
-                 [--metadata JSON] [--if-version V]
+  license update KEY [--seats N] [--expires TIME|never [--allow-past]] [--owner U|none]
+                 [--note TEXT] [--metadata JSON] [--if-version V]
   license suspend|resume|revoke KEY [--if-version V]
   serial register --serial SN --model M --manufacturer NAME --manufacturer-id N --date YYYY-MM-DD
   serial list [--limit N] [--after CURSOR]
-  session list [--license KEY] [--live true|false] [--limit N] [--after CURSOR]
-  session show ID
+  session list [--license KEY] [--live true|false] [--session-ttl D] [--limit N] [--after CURSOR]
+  session show ID [--session-ttl D]
   session revoke ID
-  token create --name NAME --role admin|operator|reader [--expires DURATION]
+  token create --name NAME --role admin|operator|reader [--expires TIME]
   token list
   token revoke ID
   stats
