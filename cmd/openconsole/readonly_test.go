@@ -262,3 +262,48 @@ func TestServeDatabaseFileModes(t *testing.T) {
 		t.Errorf("serve on a database of mode 0644 did not warn %q:\n%s", want, log)
 	}
 }
+
+// commandArgs are arguments that get each command past its usage checks to the database.
+var commandArgs = map[string][]string{
+	"user create": {"--username", "u", "--password", "p"}, "user update": {"u", "--email", "e@x"}, "user show": {"u"},
+	"license show": {"K"}, "license update": {"K", "--seats", "2"}, "license suspend": {"K"}, "license resume": {"K"},
+	"license revoke": {"K"}, "serial register": {"--serial", "S", "--model", "m", "--manufacturer", "M", "--date", "2025-01-01"},
+	"session show": {"00000000-0000-4000-8000-000000000000"}, "session revoke": {"00000000-0000-4000-8000-000000000000"},
+	"token create": {"--name", "n", "--role", "reader"}, "token revoke": {"tok_1"}, "backup": {"--out", "copy.db"},
+	"app manifest remove": {"a", "1.0.0"}, "app credentials set": {"a", "--username", "u"},
+	"subscription add": {"--user", "u", "--product", "1"},
+}
+
+// notOnDatabase are the commands that never open the database: serve and init create it, keygen
+// writes a key file; the others are given a file to read first (so they fail on it, not on the
+// database) and are run below with one.
+var notOnDatabase = map[string]bool{"serve": true, "init": true, "audit keygen": true}
+
+// TestMistypedDBCreatesNothing: every command but serve and init, pointed at a database that does
+// not exist, says "no database at PATH", exits 1 and leaves no file behind.
+func TestMistypedDBCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	manifest := writeFile(t, "m.json", manifestDoc(t, nil))
+	products := writeFile(t, "p.json", `[{"id":1,"name":"P"}]`)
+	files := map[string][]string{"app manifest add": {manifest}, "product import": {products}}
+	for name := range commands {
+		if notOnDatabase[name] {
+			continue
+		}
+		args := commandArgs[name]
+		if f, ok := files[name]; ok {
+			args = f
+		}
+		db := filepath.Join(dir, "typo-"+strings.ReplaceAll(name, " ", "-")+".db")
+		full := append(append([]string{"--db", db}, strings.Fields(name)...), args...)
+		r := run(t, "pw\n", full...)
+		if r.code != 1 || !strings.Contains(r.stderr, "no database at "+db) {
+			t.Errorf("openconsole %s: exit %d, stderr %q; want 1 and \"no database at %s\"", strings.Join(full, " "), r.code, r.stderr, db)
+		}
+		for _, f := range []string{db, db + "-wal", db + "-shm", db + ".sock"} {
+			if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("openconsole %s created %s", name, f)
+			}
+		}
+	}
+}
