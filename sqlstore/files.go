@@ -21,7 +21,7 @@ import (
 // the data key and every license key: only their owner may read them.
 
 // createSQLiteFile creates an empty database file, mode 0600, when none exists at file (an empty
-// file is an empty SQLite database), and its missing directories, mode 0700. SQLite itself would
+// file is an empty SQLite database), and its directory, mode 0700, when only that is missing. SQLite itself would
 // create the file 0644 (less the umask); it gives the -wal and -shm files it creates later the
 // mode of the database file, so they are 0600 too.
 func createSQLiteFile(file string) error {
@@ -31,8 +31,16 @@ func createSQLiteFile(file string) error {
 	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
 		return nil // there is one (or SQLite reports the error better)
 	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return fmt.Errorf("open %s: %w", file, err)
+	// The database's own directory is created when its parent exists (/var/lib/openconsole), not a
+	// whole missing tree: that is more likely a mistyped path.
+	dir := filepath.Dir(file)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, perr := os.Stat(filepath.Dir(dir)); perr != nil {
+			return fmt.Errorf("open %s: neither the directory %s nor its parent exists", file, dir)
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("open %s: %w", file, err)
+		}
 	}
 	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {

@@ -17,12 +17,17 @@ import (
 )
 
 // TestNewDatabaseFileModes: a database Open creates is readable by its owner only, its -wal and
-// -shm files too, and so are the directories it creates, whatever the umask.
+// -shm files too, and so is the directory it creates, whatever the umask; a whole missing tree it
+// does not create.
 func TestNewDatabaseFileModes(t *testing.T) {
 	old := syscall.Umask(0) // the most permissive umask: the modes must not depend on it
 	defer syscall.Umask(old)
 	root := t.TempDir()
-	file := filepath.Join(root, "a", "b", "openconsole.db")
+	if _, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(root, "x", "y", "openconsole.db"), sqlstore.Options{}); err == nil ||
+		!strings.Contains(err.Error(), "nor its parent exists") {
+		t.Errorf("Open in a missing tree: %v, want a refusal", err)
+	}
+	file := filepath.Join(root, "a", "openconsole.db")
 	st, err := sqlstore.Open(context.Background(), "sqlite:"+file, sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +43,7 @@ func TestNewDatabaseFileModes(t *testing.T) {
 		path string
 		want os.FileMode
 	}{
-		{filepath.Join(root, "a"), 0o700}, {filepath.Join(root, "a", "b"), 0o700},
+		{filepath.Join(root, "a"), 0o700},
 		{file, 0o600}, {file + "-wal", 0o600}, {file + "-shm", 0o600},
 	} {
 		fi, err := os.Stat(tc.path)

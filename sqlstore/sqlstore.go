@@ -131,7 +131,8 @@ func (d *dialect) rewrite(query string) string {
 // Open opens the database named by dsn and brings its schema up to date. dsn is
 // postgres://... (or postgresql://...), sqlite:PATH, or a plain file path for SQLite. A SQLite
 // database that does not exist is created (unless opts.ReadOnly) readable by its owner only:
-// the file 0600 (its -wal and -shm files take the same mode), a missing directory 0700.
+// the file 0600 (its -wal and -shm files take the same mode), its directory 0700 when that is
+// missing but its parent exists.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.StatementTimeout <= 0 {
 		opts.StatementTimeout = 10 * time.Second

@@ -880,7 +880,7 @@ func TestNoSecretsPrinted(t *testing.T) {
 	const pw = "hunter2-Pa55"
 	t.Run("flag error shows no env DSN", func(t *testing.T) {
 		t.Setenv("OPENCONSOLE_DB", "postgres://bob:"+pw+"@127.0.0.1:1/x")
-		r := runFail(t, 2, "flag provided but not defined", "user", "create", "--bogus")
+		r := runFail(t, 2, "there is no flag --bogus", "user", "create", "--bogus")
 		if strings.Contains(r.stderr, pw) {
 			t.Errorf("stderr shows the DSN password:\n%s", r.stderr)
 		}

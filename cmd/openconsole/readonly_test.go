@@ -234,13 +234,13 @@ func TestServeDatabaseFileModes(t *testing.T) {
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
 	root := t.TempDir()
-	db := filepath.Join(root, "var", "openconsole", "openconsole.db")
+	db := filepath.Join(root, "openconsole", "openconsole.db")
 	stop := serveInProcess(t, "--db", db)
 	for _, tc := range []struct {
 		path string
 		want os.FileMode
 	}{
-		{filepath.Join(root, "var"), 0o700}, {filepath.Dir(db), 0o700},
+		{filepath.Dir(db), 0o700},
 		{db, 0o600}, {db + "-wal", 0o600}, {db + "-shm", 0o600}, {db + ".sock", 0o600},
 	} {
 		fi, err := os.Stat(tc.path)
