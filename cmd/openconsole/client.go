@@ -114,7 +114,7 @@ func (e *cliEnv) client(ttl time.Duration) (*opClient, error) {
 	p := openconsole.Principal{Actor: openconsole.Actor{Kind: openconsole.ActorCLI, Name: name}, Role: openconsole.RoleAdmin, Scope: "cli:" + name}
 	// A server answers an internal failure with a fixed message and logs the cause; here the cause
 	// is the command's own error message, so it is kept instead of logged.
-	failures := &failureCapture{next: slog.NewTextHandler(e.stderr, nil)}
+	failures := newFailureCapture(slog.NewTextHandler(e.stderr, nil))
 	h := admin.New(svc, slog.New(failures))
 	tr := roundTripper(func(r *http.Request) (*http.Response, error) {
 		rec := newRecorder()
@@ -128,8 +128,16 @@ func (e *cliEnv) client(ttl time.Duration) (*opClient, error) {
 // other record on.
 type failureCapture struct {
 	next slog.Handler
-	mu   sync.Mutex
-	last string
+	last *capturedFailure // shared by the handlers WithAttrs and WithGroup derive
+}
+
+type capturedFailure struct {
+	mu  sync.Mutex
+	msg string
+}
+
+func newFailureCapture(next slog.Handler) *failureCapture {
+	return &failureCapture{next: next, last: &capturedFailure{}}
 }
 
 func (f *failureCapture) Enabled(ctx context.Context, l slog.Level) bool {
@@ -148,26 +156,26 @@ func (f *failureCapture) Handle(ctx context.Context, r slog.Record) error {
 		}
 		return true
 	})
-	f.mu.Lock()
-	f.last = msg
-	f.mu.Unlock()
+	f.last.mu.Lock()
+	f.last.msg = msg
+	f.last.mu.Unlock()
 	return nil
 }
 
 func (f *failureCapture) WithAttrs(as []slog.Attr) slog.Handler {
-	return &failureCapture{next: f.next.WithAttrs(as)}
+	return &failureCapture{next: f.next.WithAttrs(as), last: f.last}
 }
 
 func (f *failureCapture) WithGroup(name string) slog.Handler {
-	return &failureCapture{next: f.next.WithGroup(name)}
+	return &failureCapture{next: f.next.WithGroup(name), last: f.last}
 }
 
 // take returns the error kept since the last call, if any.
 func (f *failureCapture) take() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := f.last
-	f.last = ""
+	f.last.mu.Lock()
+	defer f.last.mu.Unlock()
+	s := f.last.msg
+	f.last.msg = ""
 	return s
 }
 
