@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"errors"
 	"os"
 	"os/exec"
@@ -179,6 +180,30 @@ func TestReadOnlyFileAndDirectory(t *testing.T) {
 			t.Errorf("directory %04o: license create: exit code %d, stderr %q; want 1 and one line saying %q", dirMode, code, stderr, want)
 		}
 	}
+	// A read-only directory with an empty -wal left behind but no -shm: SQLite's mode=ro cannot
+	// open it (it would have to create the -shm), immutable=1 reads the database file alone.
+	for _, f := range []string{db + "-wal", db + "-shm"} {
+		os.Remove(f)
+	}
+	if err := os.WriteFile(db+"-wal", nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o555)
+	if code, stdout, stderr := asOtherUser(t, bin, "--db", db, "license", "show", lic.Key); code != 0 || !strings.Contains(stdout, lic.Key) {
+		t.Errorf("read-only directory, empty -wal, no -shm: license show: exit code %d, stderr %q", code, stderr)
+	}
+	// A -wal that holds changes cannot be read without a -shm: said so, rather than an old state.
+	os.Chmod(dir, 0o755)
+	os.Chmod(db, 0o600)
+	os.Remove(db + "-wal")
+	holdWAL(t, db, func() {
+		os.Chmod(dir, 0o555)
+		defer os.Chmod(dir, 0o755)
+		code, _, stderr := asOtherUser(t, bin, "--db", db, "license", "list")
+		if code != 1 || !strings.Contains(stderr, "write-ahead log") {
+			t.Errorf("read-only directory, a -wal with changes, no -shm: exit code %d, stderr %q; want 1 naming the write-ahead log", code, stderr)
+		}
+	})
 	// The other user's -wal and -shm are left in the writable directory; the owner still writes.
 	os.Chmod(db, 0o600)
 	runJSON(t, &lic, "--db", db, "license", "suspend", lic.Key)
@@ -306,4 +331,35 @@ func TestMistypedDBCreatesNothing(t *testing.T) {
 			}
 		}
 	}
+}
+
+// holdWAL leaves db with a write-ahead log that holds a change and no -shm file (as a server that
+// died would leave it, its -shm removed) and runs fn; the database is readable by others meanwhile.
+func holdWAL(t *testing.T, db string, fn func()) {
+	t.Helper()
+	raw, err := sql.Open("sqlite", db+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetMaxOpenConns(1)
+	// No checkpoint on close, so the change stays in the -wal.
+	for _, q := range []string{`PRAGMA wal_autocheckpoint=0`, `UPDATE licenses SET note = 'in the log'`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyWAL, err := os.ReadFile(db + "-wal")
+	if err != nil || len(copyWAL) == 0 {
+		t.Fatalf("no write-ahead log: %v", err)
+	}
+	raw.Close()
+	// Closing checkpointed and removed the log: put it back, without -shm.
+	os.Remove(db + "-shm")
+	if err := os.WriteFile(db+"-wal", copyWAL, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(db, 0o644)
+	defer func() { os.Remove(db + "-wal"); os.Chmod(db, 0o600) }()
+	fn()
 }
