@@ -46,7 +46,9 @@ func TestREADMEListsEveryCommand(t *testing.T) {
 	}
 }
 
-var helpFlagRE = regexp.MustCompile(`(?m)^  --(\S+)[^\n]*\n\s+\t[^\n]*?(?:\(default "([^"]*)"\))?$`)
+// helpFlagRE finds a flag in the help and its default: package flag's (default "X"), or a
+// number the usage text gives as "default 30,30)".
+var helpFlagRE = regexp.MustCompile(`(?m)^  --(\S+)[^\n]*\n\s+\t[^\n]*?(?:\(default "([^"]*)"\)|default (\d[\d,.]*)\))?$`)
 
 // TestREADMEListsEveryServeFlag: every flag of serve is in the README, and where a README table
 // gives a flag's default, it is the code's.
@@ -58,7 +60,7 @@ func TestREADMEListsEveryServeFlag(t *testing.T) {
 		t.Fatalf("found %d flags in serve --help:\n%s", len(flags), r.stdout)
 	}
 	for _, f := range flags {
-		name, def := f[1], f[2]
+		name, def := f[1], f[2]+f[3]
 		if !strings.Contains(text, "`--"+name+"`") {
 			t.Errorf("the README does not document serve --%s", name)
 			continue
