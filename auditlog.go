@@ -243,6 +243,11 @@ func (s *Service) useAuditKey(newest AuditKey) error {
 	if err != nil {
 		return fmt.Errorf("audit key in the database: %w", err)
 	}
+	if s.opts.ReadOnly {
+		// Without a signer it signs no checkpoint: it reads the latest stored one.
+		s.audit = &auditLog{verifier: vkey, held: AuditKeyInDatabase}
+		return nil
+	}
 	s.audit = &auditLog{signer: signer, verifier: vkey, held: AuditKeyInDatabase}
 	return nil
 }

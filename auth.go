@@ -241,6 +241,11 @@ func (s *Service) loadKeys(ctx context.Context, since time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
+	if len(keys) == 0 && s.opts.ReadOnly {
+		// A read-only service stores no key; a random one kept in memory signs whatever it would
+		// sign, and verifies nowhere else.
+		keys = []SigningKey{NewSigningKey(s.clock.Now())}
+	}
 	if len(keys) == 0 {
 		k := NewSigningKey(s.clock.Now())
 		if err := s.store.Update(ctx, func(tx Tx) error { return tx.AddSigningKey(k) }); err != nil {

@@ -58,7 +58,8 @@ func auditTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	// The form of every time the operator API and the CLI print (RFC 3339, UTC, milliseconds).
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 // Idempotency asks mutate to answer a repeated request (same scope and key within

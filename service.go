@@ -39,6 +39,11 @@ type Options struct {
 	// OneShot is for a short-lived process such as a CLI command: no background work (no change-log
 	// polling, sweeps or maintenance) and no validate cache; activity is written at Close.
 	OneShot bool
+	// ReadOnly is OneShot for a command that only reads, on a store that may refuse writes: the
+	// service writes nothing, ever. It creates no JWT signing key or audit key when none exists,
+	// signs no audit checkpoint (AuditCheckpoint answers the latest stored one) and writes no
+	// activity at Close.
+	ReadOnly bool
 	// AuditKey is the key that signs the audit log's checkpoints, in note's signer encoding (the
 	// content of serve --audit-key-file); empty: the key held in the database, created on first
 	// start.
@@ -103,6 +108,9 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 2_000_000
 	}
+	if opts.ReadOnly {
+		opts.OneShot = true
+	}
 	if opts.OneShot {
 		opts.CacheSize = -1
 	}
@@ -149,6 +157,9 @@ func (s *Service) SweepExpired(ctx context.Context) error {
 func (s *Service) Close() error {
 	s.once.Do(func() { close(s.stop) })
 	s.bg.Wait()
+	if s.opts.ReadOnly {
+		return nil
+	}
 	return s.live.writeBack(context.Background(), true)
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // ErrBackupPostgres is what Backup returns on PostgreSQL, whose own tools make consistent copies.
@@ -61,7 +62,12 @@ func (s *Store) Backup(ctx context.Context, path string) (err error) {
 	if file == "" {
 		return errors.New("backup: the database is not a file")
 	}
-	src, err := sql.Open("sqlite", file+"?_pragma=busy_timeout(10000)")
+	srcDSN := file + "?_pragma=busy_timeout(10000)"
+	if s.readOnly {
+		srcDSN = s.roDSN // without query_only, which forbids VACUUM INTO
+		srcDSN = strings.Replace(srcDSN, "&_pragma=query_only(1)", "", 1)
+	}
+	src, err := sql.Open("sqlite", srcDSN)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}

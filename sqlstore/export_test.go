@@ -26,3 +26,9 @@ func Schema(ctx context.Context, s *Store) ([]string, error) {
 func BackfillKeyHashesForTest(ctx context.Context, s *Store) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return backfillKeyHashes(ctx, s.d, tx) })
 }
+
+// ReaderExecForTest runs a statement on the store's read pool, for tests of a read-only store.
+func ReaderExecForTest(ctx context.Context, s *Store, query string) error {
+	_, err := s.r.ExecContext(ctx, query)
+	return err
+}

@@ -40,6 +40,9 @@ func (s *Store) Update(ctx context.Context, fn func(openconsole.Tx) error) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.writes <- req:
@@ -49,7 +52,11 @@ func (s *Store) Update(ctx context.Context, fn func(openconsole.Tx) error) error
 		return ctx.Err()
 	}
 	// Once handed over the write may commit, so wait for its outcome even if ctx ends.
-	return <-req.done
+	err := <-req.done
+	if err != nil && s.file != "" {
+		err = explainSQLite(s.file, err)
+	}
+	return err
 }
 
 func (s *Store) writer() {

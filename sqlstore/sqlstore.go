@@ -40,7 +40,16 @@ type Options struct {
 	StatementTimeout time.Duration
 	// ConnectTimeout bounds establishing a PostgreSQL connection (default 5s).
 	ConnectTimeout time.Duration
+	// ReadOnly opens the database only to read it, for commands that must never write: no
+	// migration (a schema older than this build is refused), no writer, and Update answers
+	// ErrReadOnly. A SQLite file must exist; it is opened with mode=ro, and with immutable=1 when
+	// its directory is not writable and it has no write-ahead log to read. A PostgreSQL session is
+	// opened with default_transaction_read_only=on.
+	ReadOnly bool
 }
+
+// ErrReadOnly is the answer of Update on a store opened with Options.ReadOnly.
+var ErrReadOnly = errors.New("the database is opened read-only")
 
 // Store is an openconsole.Store on a SQL database.
 type Store struct {
@@ -51,6 +60,11 @@ type Store struct {
 	// prepared holds the statements of the write path, prepared once on the writer (SQLite only;
 	// keyed by their text for the engine). Statements not in it are parsed each time they run.
 	prepared map[string]*sql.Stmt
+
+	// readOnly: opened with Options.ReadOnly; roDSN is then the SQLite DSN it was opened with.
+	readOnly bool
+	roDSN    string
+	file     string // the SQLite database file, for error messages
 
 	writes     chan *writeReq // to the group-commit writer
 	quit       chan struct{}
@@ -115,9 +129,11 @@ func (d *dialect) rewrite(query string) string {
 }
 
 // Open opens the database named by dsn and brings its schema up to date. dsn is
-// postgres://... (or postgresql://...), sqlite:PATH, or a plain file path for SQLite.
+// postgres://... (or postgresql://...), sqlite:PATH, or a plain file path for SQLite. A SQLite
+// database that does not exist is created (unless opts.ReadOnly) readable by its owner only:
+// the file 0600 (its -wal and -shm files take the same mode), its directory 0700 when that is
+// missing but its parent exists.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-
 	if opts.StatementTimeout <= 0 {
 		opts.StatementTimeout = 10 * time.Second
 	}
@@ -140,7 +156,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.migrate(ctx); err != nil {
+	s.readOnly = opts.ReadOnly
+	if s.readOnly {
+		err = s.checkSchema(ctx)
+	} else {
+		err = s.migrate(ctx)
+	}
+	if err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -149,6 +171,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	s.prepared = make(map[string]*sql.Stmt)
+	if s.readOnly {
+		return s, nil
+	}
 	if s.d == sqliteDialect {
 		for _, q := range preparedQueries {
 			st, err := s.w.PrepareContext(ctx, q)
@@ -168,6 +193,12 @@ func openSQLite(file string, opts Options) (*Store, error) {
 	if file == "" {
 		return nil, errors.New("open: empty SQLite path")
 	}
+	if opts.ReadOnly {
+		return openSQLiteReadOnly(file, opts)
+	}
+	if err := createSQLiteFile(file); err != nil {
+		return nil, err
+	}
 	// FULL: every commit is on disk before it returns, so an acknowledged activation survives a
 	// crash of the machine, not only of the process.
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
@@ -180,7 +211,7 @@ func openSQLite(file string, opts Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	if err := w.Ping(); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("open %s: %w", file, err)
+		return nil, fmt.Errorf("open %s: %w", file, explainSQLite(file, err))
 	}
 	// Readers look sessions up one by one, and the validate cache keeps them off the database
 	// anyway: 1 MiB of page cache each is plenty.
@@ -193,7 +224,7 @@ func openSQLite(file string, opts Options) (*Store, error) {
 	r.SetMaxIdleConns(opts.MaxConns)
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
-	return &Store{d: sqliteDialect, w: w, r: r}, nil
+	return &Store{d: sqliteDialect, w: w, r: r, file: file}, nil
 }
 
 func openPostgres(dsn string, opts Options) (*Store, error) {
@@ -207,6 +238,10 @@ func openPostgres(dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open: bad PostgreSQL DSN: %v", err)
 	}
 	q := u.Query()
+	if opts.ReadOnly {
+		// Every transaction of every connection is read-only: the server refuses any write.
+		q.Set("default_transaction_read_only", "on")
+	}
 	if q.Get("connect_timeout") == "" {
 		q.Set("connect_timeout", strconv.Itoa(int((opts.ConnectTimeout+time.Second-1)/time.Second)))
 	}
@@ -239,7 +274,7 @@ func (s *Store) Close() error {
 		s.closeOnce.Do(func() { close(s.quit) })
 		<-s.writerDone
 	}
-	if s.d == sqliteDialect {
+	if s.d == sqliteDialect && !s.readOnly {
 		// Leave no write-ahead log behind: the next start (or a copy of the file) need not replay it.
 		s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	}
@@ -366,6 +401,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (s *Store) tryTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err

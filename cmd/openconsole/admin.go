@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"openconsole"
+	"openconsole/admin"
 )
 
 // The admin commands of users, licenses, serials, sessions, API tokens and the overview: each one
@@ -153,9 +154,10 @@ func ifMatchHeader(v int64) map[string]string {
 
 func pathSegment(s string) string { return strings.ReplaceAll(url.PathEscape(s), "+", "%2B") }
 
-// timeFlag parses --expires: an RFC 3339 time (2027-01-31T00:00:00Z) or a date (2027-01-31, the
-// start of that day in UTC); "never" (when never is allowed) clears it.
-func timeFlag(name string, dst **time.Time, never bool) func(string) error {
+// timeFlag parses --expires: a date (2027-01-31, the start of that day in UTC), an RFC 3339 time
+// (2027-01-31T12:00:00Z) or a duration from now (90d, 12h); "never" (when never is allowed) clears
+// it (the zero time).
+func timeFlag(dst **time.Time, never bool) func(string) error {
 	return func(v string) error {
 		if never && v == "never" {
 			t := time.Time{}
@@ -170,12 +172,25 @@ func timeFlag(name string, dst **time.Time, never bool) func(string) error {
 			*dst = &t
 			return nil
 		}
-		msg := "want a date and time such as 2027-01-31T12:00:00Z, or a date such as 2027-01-31"
+		if d, err := parseDuration(v); err == nil && d > 0 {
+			t := time.Now().Add(d)
+			*dst = &t
+			return nil
+		}
+		msg := "want a date like 2027-01-31, a time like 2027-01-31T12:00:00Z or a duration like 90d"
 		if never {
 			msg += ", or never"
 		}
 		return errors.New(msg)
 	}
+}
+
+// pastExpiry is the usage error for an --expires in the past without --allow-past, or "".
+func pastExpiry(expires *time.Time, allowPast bool, what string) string {
+	if expires == nil || expires.IsZero() || expires.After(time.Now()) || allowPast {
+		return ""
+	}
+	return fmt.Sprintf("--expires %s lies in the past; add --allow-past to %s", expires.UTC().Format(admin.TimeLayout), what)
 }
 
 // seatsFlag parses a seat count.
@@ -197,7 +212,7 @@ func cmdLicenseCreate(e *cliEnv, args []string) int {
 	fs.Func("seats", "how many devices may be active at once (default 1)", seatsFlag(&seats))
 	fs.Func("activations", "the same as --seats", seatsFlag(&seats))
 	var expires *time.Time
-	fs.Func("expires", "expiry: 2027-01-31T12:00:00Z or 2027-01-31 (default: never)", timeFlag("expires", &expires, false))
+	fs.Func("expires", "expiry: a date (2027-01-31), a time (2027-01-31T12:00:00Z) or a duration from now (90d, 12h); default: never", timeFlag(&expires, false))
 	allowPast := fs.Bool("allow-past", false, "allow an --expires in the past (the license is created expired)")
 	key := fs.String("key", "", "the key (default: a fresh random XXXX-XXXX-XXXX-XXXX-XXXX)")
 	note := fs.String("note", "", "a note for operators")
@@ -206,8 +221,8 @@ func cmdLicenseCreate(e *cliEnv, args []string) int {
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
-	if expires != nil && !expires.After(time.Now()) && !*allowPast {
-		return e.usageErr("--expires %s lies in the past; add --allow-past to create an expired license", expires.UTC().Format(time.RFC3339))
+	if msg := pastExpiry(expires, *allowPast, "create an expired license"); msg != "" {
+		return e.usageErr("%s", msg)
 	}
 	body := map[string]any{"seats": seats}
 	if *owner != "" {
@@ -267,7 +282,8 @@ func cmdLicenseUpdate(e *cliEnv, args []string) int {
 	seats := 0
 	fs.Func("seats", "the number of seats (lowering it below the seats taken lets live devices keep working)", seatsFlag(&seats))
 	var expires *time.Time
-	fs.Func("expires", "expiry: 2027-01-31T12:00:00Z, 2027-01-31, or never", timeFlag("expires", &expires, true))
+	fs.Func("expires", "expiry: a date (2027-01-31), a time (2027-01-31T12:00:00Z), a duration from now (90d, 12h), or never", timeFlag(&expires, true))
+	allowPast := fs.Bool("allow-past", false, "allow an --expires in the past (the license expires at once)")
 	owner := fs.String("owner", "", "username of the owner; none: no owner")
 	note := fs.String("note", "", "a note for operators")
 	metadata := fs.String("metadata", "", "a JSON object kept with the license (replaces the one kept)")
@@ -275,6 +291,9 @@ func cmdLicenseUpdate(e *cliEnv, args []string) int {
 	pos, code, ok := e.parse(fs, args, 1)
 	if !ok {
 		return code
+	}
+	if msg := pastExpiry(expires, *allowPast, "expire the license at once"); msg != "" {
+		return e.usageErr("%s", msg)
 	}
 	body := map[string]any{}
 	if visited(fs, "seats") {
@@ -389,18 +408,6 @@ func cmdSessionRevoke(e *cliEnv, args []string) int {
 	return e.call(0, request{method: "DELETE", path: "/sessions/" + pathSegment(pos[0])})
 }
 
-// durationFlag parses a duration such as 90d, 12h or 30m.
-func durationFlag(dst *time.Duration) func(string) error {
-	return func(v string) error {
-		d, err := parseDuration(v)
-		if err != nil || d <= 0 {
-			return errors.New("want a duration such as 90d, 12h or 30m")
-		}
-		*dst = d
-		return nil
-	}
-}
-
 // parseDuration is time.ParseDuration that also takes days (90d).
 func parseDuration(v string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(v, "d"); ok {
@@ -417,17 +424,20 @@ func cmdTokenCreate(e *cliEnv, args []string) int {
 	fs := e.flags("token create")
 	name := fs.String("name", "", "what the token is for, such as shop or erp (required)")
 	role := fs.String("role", "", "admin, operator or reader (required)")
-	var expires time.Duration
-	fs.Func("expires", "lifetime, such as 90d or 12h (default: until revoked)", durationFlag(&expires))
+	var expires *time.Time
+	fs.Func("expires", "expiry: a duration from now (90d, 12h), a date (2027-01-31) or a time (2027-01-31T12:00:00Z); default: until revoked", timeFlag(&expires, false))
 	if _, code, ok := e.parse(fs, args, 0); !ok {
 		return code
 	}
 	if *name == "" || *role == "" {
 		return e.usageErr("token create needs --name and --role")
 	}
+	if msg := pastExpiry(expires, false, ""); msg != "" {
+		return e.usageErr("--expires %s lies in the past: the token would never work", expires.UTC().Format(admin.TimeLayout))
+	}
 	body := map[string]any{"name": *name, "role": *role}
-	if expires > 0 {
-		body["expiresAt"] = time.Now().Add(expires).UTC().Format(time.RFC3339Nano)
+	if expires != nil {
+		body["expiresAt"] = expires.UTC().Format(time.RFC3339Nano)
 	}
 	return e.call(0, request{method: "POST", path: "/tokens", body: bodyOf(body)})
 }
@@ -466,6 +476,7 @@ func cmdCheck(e *cliEnv, args []string) int {
 		return code
 	}
 	req := request{method: "GET", path: "/seats/check"}
+	e.readOnly = !*repair
 	if *repair {
 		req = request{method: "POST", path: "/seats/repair"}
 	}

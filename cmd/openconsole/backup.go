@@ -3,19 +3,21 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"openconsole/admin"
 	"openconsole/sqlstore"
 )
 
 type backupOut struct {
-	File      string    `json:"file"`
-	Bytes     int64     `json:"bytes"`
-	StartedAt time.Time `json:"startedAt"` // every write acknowledged before this is in the copy
-	Seconds   float64   `json:"seconds"`
+	File      string     `json:"file"`
+	Bytes     int64      `json:"bytes"`
+	StartedAt admin.Time `json:"startedAt"` // every write acknowledged before this is in the copy
+	Seconds   float64    `json:"seconds"`
 }
 
 // cmdBackup is `backup --out FILE`: a consistent copy of a SQLite database, also while servers
@@ -40,7 +42,8 @@ func cmdBackup(e *cliEnv, args []string) int {
 	} else if err != nil {
 		return e.fail(fmt.Errorf("backup: %w", err))
 	}
-	st, err := sqlstore.Open(e.ctx, dsn, sqlstore.Options{MaxConns: 2})
+	// Read-only: a backup changes nothing, and works on a file this user may only read.
+	st, err := sqlstore.Open(e.ctx, dsn, sqlstore.Options{MaxConns: 2, ReadOnly: true})
 	if err != nil {
 		return e.fail(err)
 	}
@@ -54,5 +57,6 @@ func cmdBackup(e *cliEnv, args []string) int {
 		return e.fail(err)
 	}
 	abs, _ := filepath.Abs(*out)
-	return e.print(backupOut{File: abs, Bytes: info.Size(), StartedAt: start.UTC(), Seconds: time.Since(start).Seconds()})
+	return e.print(backupOut{File: abs, Bytes: info.Size(), StartedAt: admin.Time(start),
+		Seconds: math.Round(time.Since(start).Seconds()*1000) / 1000})
 }

@@ -482,6 +482,16 @@ func TestLicenseCommands(t *testing.T) {
 		if len(list) != 4 {
 			t.Errorf("refused creates left %d licenses, want 4: %+v", len(list), list)
 		}
+		var in90d licenseJSONOut
+		runJSON(t, &in90d, "--db", dsn, "license", "create", "--expires", "90d")
+		if d := time.Until(tm(in90d.ExpiresAt)); d < 89*24*time.Hour || d > 90*24*time.Hour {
+			t.Errorf("license create --expires 90d: expires in %v, want 90 days", d)
+		}
+		runFail(t, 2, "in the past", "--db", dsn, "license", "update", in90d.Key, "--expires", "2001-01-01")
+		runJSON(t, &in90d, "--db", dsn, "license", "update", in90d.Key, "--expires", "2001-01-01", "--allow-past")
+		if in90d.Status != "expired" {
+			t.Errorf("license update --expires PAST --allow-past: status %s, want expired", in90d.Status)
+		}
 	})
 }
 
@@ -653,7 +663,12 @@ func TestTokenCommands(t *testing.T) {
 			t.Errorf("token revoke printed %+v", rev)
 		}
 		runFail(t, 1, "role must be", "--db", dsn, "token", "create", "--name", "x", "--role", "root")
-		runFail(t, 2, "want a duration", "--db", dsn, "token", "create", "--name", "x", "--role", "reader", "--expires", "soon")
+		runFail(t, 2, "want a date like 2027-01-31", "--db", dsn, "token", "create", "--name", "x", "--role", "reader", "--expires", "soon")
+		var dated tokenJSONOut
+		runJSON(t, &dated, "--db", dsn, "token", "create", "--name", "dated", "--role", "reader", "--expires", "2031-01-31")
+		if !tm(dated.ExpiresAt).Equal(time.Date(2031, 1, 31, 0, 0, 0, 0, time.UTC)) {
+			t.Errorf("token create --expires 2031-01-31 printed expiresAt %v", tm(dated.ExpiresAt))
+		}
 		runFail(t, 1, "token not found", "--db", dsn, "token", "revoke", "tok_0000")
 	})
 }
@@ -686,12 +701,21 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown subcommand", `unknown command "user delete"`, []string{"user", "delete"}},
 		{"missing subcommand", "license needs a subcommand", []string{"license"}},
 		{"--db without value", "--db", []string{"--db"}},
-		{"unknown flag", "flag provided but not defined", []string{"license", "list", "--bogus"}},
+		{"unknown flag", "license list: there is no flag --bogus", []string{"license", "list", "--bogus"}},
+		{"flag without value", "--limit needs a value", []string{"license", "list", "--limit"}},
+		{"bad number", `--limit: want a whole number (got "ten")`, []string{"license", "list", "--limit", "ten"}},
+		{"bad bool", `--vendor: want true or false (got "maybe")`, []string{"user", "update", "u", "--vendor=maybe"}},
+		{"bad duration", `--session-ttl: want a duration like 90s, 15m or 12h (got "90d")`, []string{"serve", "--session-ttl", "90d"}},
+		{"--expires in the past", "lies in the past; add --allow-past", []string{"license", "create", "--expires", "2020-01-31"}},
+		{"update --expires in the past", "lies in the past; add --allow-past", []string{"license", "update", "K", "--expires", "2020-01-31T00:00:00Z"}},
+		{"token --expires in the past", "lies in the past", []string{"token", "create", "--name", "x", "--role", "reader", "--expires", "2020-01-31"}},
+		{"token bad --expires", "--expires: want a date like 2027-01-31", []string{"token", "create", "--name", "x", "--role", "reader", "--expires", "soon"}},
+		{"negative --expires", "--expires: want a date like 2027-01-31", []string{"license", "create", "--expires", "-5d"}},
 		{"user create without username", "needs --username", []string{"user", "create", "--password", "x"}},
 		{"user create without password", "needs --username", []string{"user", "create", "--username", "x"}},
 		{"user create positional", "takes 0 argument(s)", []string{"user", "create", "--username", "x", "--password", "y", "extra"}},
-		{"bad --expires", "want a date and time such as", []string{"license", "create", "--expires", "tomorrow"}},
-		{"--expires without zone", "want a date and time such as", []string{"license", "create", "--expires", "2030-01-01T00:00:00"}},
+		{"bad --expires", `--expires: want a date like 2027-01-31, a time like 2027-01-31T12:00:00Z or a duration like 90d (got "tomorrow")`, []string{"license", "create", "--expires", "tomorrow"}},
+		{"--expires without zone", "--expires: want a date like 2027-01-31", []string{"license", "create", "--expires", "2030-01-01T00:00:00"}},
 		{"--seats not a number", "want a number of seats", []string{"license", "create", "--seats", "two"}},
 		{"license revoke without key", "takes 1 argument(s), got 0", []string{"license", "revoke"}},
 		{"license revoke two keys", "takes 1 argument(s), got 2", []string{"license", "revoke", "A", "B"}},
@@ -699,7 +723,7 @@ func TestUsageErrors(t *testing.T) {
 		{"session revoke without id", "takes 1 argument(s), got 0", []string{"session", "revoke"}},
 		{"serial register without serial", "serial register needs", []string{"serial", "register", "--model", "m", "--manufacturer", "x", "--date", "2025-01-01"}},
 		{"serial register without date", "serial register needs", []string{"serial", "register", "--serial", "S", "--model", "m", "--manufacturer", "x"}},
-		{"serial register bad id", "invalid value", []string{"serial", "register", "--manufacturer-id", "abc"}},
+		{"serial register bad id", `--manufacturer-id: want a whole number (got "abc")`, []string{"serial", "register", "--manufacturer-id", "abc"}},
 		{"token create without role", "needs --name and --role", []string{"token", "create", "--name", "x"}},
 		{"serve positional", "takes 0 argument(s)", []string{"serve", "extra"}},
 		{"serve zero token ttl", "--token-ttl", []string{"serve", "--token-ttl", "0"}},
@@ -709,7 +733,13 @@ func TestUsageErrors(t *testing.T) {
 			// A usage error is found before the database is touched.
 			db := filepath.Join(t.TempDir(), "never.db")
 			t.Setenv("OPENCONSOLE_DB", "sqlite:"+db)
-			runFail(t, 2, tc.msg, tc.args...)
+			r := runFail(t, 2, tc.msg, tc.args...)
+			// Plain words: no Go flag spelling (-flag), no Go layout or parser message.
+			for _, bad := range []string{"2006-01-02", "parse error", "invalid value", "flag provided", " -" + strings.TrimLeft(lastFlag(tc.args), "-") + ":"} {
+				if bad != " -:" && strings.Contains(r.stderr, bad) {
+					t.Errorf("stderr %q has %q", r.stderr, bad)
+				}
+			}
 			if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("a usage error created the database (stat: %v)", err)
 			}
@@ -717,19 +747,51 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// TestHelp: help goes to stdout and exits 0, for the program and for every command.
-func TestHelp(t *testing.T) {
-	var all [][]string
-	all = append(all, []string{"help"}, []string{"--help"}, []string{"-h"})
-	for name := range commands {
-		all = append(all, append(strings.Fields(name), "--help"), append(strings.Fields(name), "-h"))
-	}
-	for _, args := range all {
-		r := run(t, "", args...)
-		if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "Usage") {
-			t.Errorf("openconsole %s: exit code %d, stderr %q, stdout %.60q; want 0, usage on stdout, nothing on stderr",
-				strings.Join(args, " "), r.code, r.stderr, r.stdout)
+// lastFlag is the last argument that is a flag, "" if none.
+func lastFlag(args []string) string {
+	for i := len(args) - 1; i >= 0; i-- {
+		if strings.HasPrefix(args[i], "-") {
+			name, _, _ := strings.Cut(args[i], "=")
+			return name
 		}
+	}
+	return ""
+}
+
+// TestHelp: help goes to stdout and exits 0, for the program, for every command, and for every
+// group of commands (license --help, app manifest --help, help license).
+func TestHelp(t *testing.T) {
+	type helpCase struct {
+		args []string
+		want string // on stdout
+	}
+	all := []helpCase{{[]string{"help"}, "Commands:"}, {[]string{"--help"}, "Commands:"}, {[]string{"-h"}, "Commands:"}}
+	groups := map[string]bool{}
+	for name := range commands {
+		words := strings.Fields(name)
+		want := "Usage of openconsole " + name + ":"
+		all = append(all, helpCase{append(words, "--help"), want}, helpCase{append(words, "-h"), want},
+			helpCase{append([]string{"help"}, words...), want}, helpCase{append([]string{"--db", "x.db"}, append(words, "--help")...), want})
+		for i := 1; i < len(words); i++ {
+			groups[strings.Join(words[:i], " ")] = true
+		}
+	}
+	for g := range groups {
+		want := "openconsole [--db DSN] [--server URL [--token-file FILE]] " + g + " SUBCOMMAND"
+		all = append(all, helpCase{append(strings.Fields(g), "--help"), want}, helpCase{append([]string{"help"}, strings.Fields(g)...), want})
+	}
+	for _, tc := range all {
+		r := run(t, "", tc.args...)
+		if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, tc.want) {
+			t.Errorf("openconsole %s: exit code %d, stderr %q, stdout %.80q; want 0, %q on stdout, nothing on stderr",
+				strings.Join(tc.args, " "), r.code, r.stderr, r.stdout, tc.want)
+		}
+		if regexp.MustCompile(`\n  -[a-z]`).MatchString(r.stdout) {
+			t.Errorf("openconsole %s: the help spells a flag -flag, not --flag:\n%s", strings.Join(tc.args, " "), r.stdout)
+		}
+	}
+	if _, err := os.Stat("x.db"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("--help created a database (stat: %v)", err)
 	}
 }
 
@@ -818,7 +880,7 @@ func TestNoSecretsPrinted(t *testing.T) {
 	const pw = "hunter2-Pa55"
 	t.Run("flag error shows no env DSN", func(t *testing.T) {
 		t.Setenv("OPENCONSOLE_DB", "postgres://bob:"+pw+"@127.0.0.1:1/x")
-		r := runFail(t, 2, "flag provided but not defined", "user", "create", "--bogus")
+		r := runFail(t, 2, "there is no flag --bogus", "user", "create", "--bogus")
 		if strings.Contains(r.stderr, pw) {
 			t.Errorf("stderr shows the DSN password:\n%s", r.stderr)
 		}

@@ -16,6 +16,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"openconsole"
@@ -40,6 +41,8 @@ type opClient struct {
 	token string
 	via   string // "server", "socket" or "local"
 	close func()
+	// failures keeps the cause of an internal failure of the in-process operator API ("local").
+	failures *failureCapture
 }
 
 // apiError is a refusal of the operator API (problem details).
@@ -109,13 +112,71 @@ func (e *cliEnv) client(ttl time.Duration) (*opClient, error) {
 	}
 	name := localUser()
 	p := openconsole.Principal{Actor: openconsole.Actor{Kind: openconsole.ActorCLI, Name: name}, Role: openconsole.RoleAdmin, Scope: "cli:" + name}
-	h := admin.New(svc, slog.New(slog.NewTextHandler(e.stderr, nil)))
+	// A server answers an internal failure with a fixed message and logs the cause; here the cause
+	// is the command's own error message, so it is kept instead of logged.
+	failures := newFailureCapture(slog.NewTextHandler(e.stderr, nil))
+	h := admin.New(svc, slog.New(failures))
 	tr := roundTripper(func(r *http.Request) (*http.Response, error) {
 		rec := newRecorder()
 		h.ServeHTTP(rec, r.WithContext(admin.WithPrincipal(r.Context(), p)))
 		return rec.response(r), nil
 	})
-	return &opClient{hc: &http.Client{Transport: tr}, base: "http://local", via: "local", close: done}, nil
+	return &opClient{hc: &http.Client{Transport: tr}, base: "http://local", via: "local", close: done, failures: failures}, nil
+}
+
+// failureCapture is a slog.Handler that keeps the err of the last error logged and passes every
+// other record on.
+type failureCapture struct {
+	next slog.Handler
+	last *capturedFailure // shared by the handlers WithAttrs and WithGroup derive
+}
+
+type capturedFailure struct {
+	mu  sync.Mutex
+	msg string
+}
+
+func newFailureCapture(next slog.Handler) *failureCapture {
+	return &failureCapture{next: next, last: &capturedFailure{}}
+}
+
+func (f *failureCapture) Enabled(ctx context.Context, l slog.Level) bool {
+	return f.next.Enabled(ctx, l)
+}
+
+func (f *failureCapture) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError {
+		return f.next.Handle(ctx, r)
+	}
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" {
+			msg = a.Value.String()
+			return false
+		}
+		return true
+	})
+	f.last.mu.Lock()
+	f.last.msg = msg
+	f.last.mu.Unlock()
+	return nil
+}
+
+func (f *failureCapture) WithAttrs(as []slog.Attr) slog.Handler {
+	return &failureCapture{next: f.next.WithAttrs(as), last: f.last}
+}
+
+func (f *failureCapture) WithGroup(name string) slog.Handler {
+	return &failureCapture{next: f.next.WithGroup(name), last: f.last}
+}
+
+// take returns the error kept since the last call, if any.
+func (f *failureCapture) take() string {
+	f.last.mu.Lock()
+	defer f.last.mu.Unlock()
+	s := f.last.msg
+	f.last.msg = ""
+	return s
 }
 
 // apiToken is the token for --server: from --token-file, else OPENCONSOLE_TOKEN.
@@ -176,6 +237,11 @@ func (c *opClient) do(ctx context.Context, req request) ([]byte, http.Header, er
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		return nil, nil, err
+	}
+	if resp.StatusCode >= 500 && c.failures != nil {
+		if cause := c.failures.take(); cause != "" {
+			return nil, nil, errors.New(cause)
+		}
 	}
 	if resp.StatusCode >= 300 {
 		var p struct {

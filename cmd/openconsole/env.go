@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
+	"time"
 
 	"openconsole"
 	"openconsole/sqlstore"
@@ -33,10 +35,15 @@ type cliEnv struct {
 	// offlineKey is the certificate signing key a command on the database itself signs with
 	// (offline issue --key-file); empty: the key held in the database.
 	offlineKey string
+	// readOnly: the command only reads (readOnlyCommands), so it opens the database read-only and
+	// writes nothing to it: no migration, no key, no checkpoint. It works on a file it may not write.
+	readOnly bool
 }
 
+// usageErr reports a usage error on stderr, with where to find the usage, and returns exit code 2.
 func (e *cliEnv) usageErr(format string, args ...any) int {
-	fmt.Fprintf(e.stderr, "openconsole: "+format+"\n\n%s", append(args, usage)...)
+	fmt.Fprintf(e.stderr, "openconsole: "+format+"\n", args...)
+	fmt.Fprintln(e.stderr, "Run openconsole --help for the commands, openconsole COMMAND --help for a command's flags.")
 	return 2
 }
 
@@ -66,8 +73,26 @@ func (e *cliEnv) flags(name string) *flag.FlagSet {
 		return nil
 	})
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage of openconsole %s:\n", fs.Name())
-		fs.PrintDefaults()
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage of openconsole %s:\n", fs.Name())
+		// As PrintDefaults, spelled --flag, which is how the usage and the README write them.
+		fs.VisitAll(func(f *flag.Flag) {
+			kind, text := flag.UnquoteUsage(f)
+			if kind == "value" {
+				kind = "VALUE"
+			}
+			if kind != "" {
+				kind = " " + kind
+			}
+			if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool {
+				kind = ""
+			}
+			def := ""
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
+				def = fmt.Sprintf(" (default %q)", f.DefValue)
+			}
+			fmt.Fprintf(w, "  --%s%s\n    \t%s%s\n", f.Name, kind, strings.ReplaceAll(text, "\n", "\n    \t"), def)
+		})
 	}
 	return fs
 }
@@ -87,11 +112,14 @@ func (e *cliEnv) parse(fs *flag.FlagSet, args []string, positional int) ([]strin
 		}
 	}
 	var pos []string
+	// Package flag's own messages speak of -flags and Go's types; flagError says them in words.
+	fs.SetOutput(io.Discard)
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, 0, false
 			}
+			fmt.Fprintf(e.stderr, "openconsole: %s: %s\nRun openconsole %s --help for its flags.\n", fs.Name(), flagError(fs, err), fs.Name())
 			return nil, 2, false
 		}
 		args = fs.Args()
@@ -102,10 +130,48 @@ func (e *cliEnv) parse(fs *flag.FlagSet, args []string, positional int) ([]strin
 		args = args[1:]
 	}
 	if len(pos) != positional {
-		fmt.Fprintf(e.stderr, "openconsole: %s takes %d argument(s), got %d\n", fs.Name(), positional, len(pos))
+		fmt.Fprintf(e.stderr, "openconsole: %s takes %d argument(s), got %d\nRun openconsole %s --help for its usage.\n", fs.Name(), positional, len(pos), fs.Name())
 		return nil, 2, false
 	}
 	return pos, 0, true
+}
+
+var (
+	flagInvalidRE = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([^:]+): (.*)$`)
+	flagUnknownRE = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+	flagNoArgRE   = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
+)
+
+// flagError says a parse error of package flag in words: --name, and for the flags of Go's types
+// what a value looks like rather than strconv's or time's message.
+func flagError(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if m := flagUnknownRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("there is no flag --%s", m[1])
+	}
+	if m := flagNoArgRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("--%s needs a value", m[1])
+	}
+	m := flagInvalidRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	value, name, why := m[1], m[2], m[3]
+	if f := fs.Lookup(name); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch g.Get().(type) {
+			case time.Duration:
+				why = "want a duration like 90s, 15m or 12h"
+			case int, int64, uint, uint64:
+				why = "want a whole number"
+			case bool:
+				why = "want true or false"
+			case float64:
+				why = "want a number"
+			}
+		}
+	}
+	return fmt.Sprintf("--%s: %s (got %q)", name, why, value)
 }
 
 func (e *cliEnv) dsn() string {
@@ -124,6 +190,9 @@ func (e *cliEnv) open(storeOpts sqlstore.Options, opts openconsole.Options) (*op
 		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 			return nil, nil, nil, fmt.Errorf("no database at %s (openconsole init creates one; serve does too)", file)
 		}
+	}
+	if e.readOnly {
+		storeOpts.ReadOnly, opts.ReadOnly = true, true
 	}
 	st, err := sqlstore.Open(e.ctx, e.dsn(), storeOpts)
 	if err != nil {

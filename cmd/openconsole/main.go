@@ -44,15 +44,15 @@ Commands:
                  [--note TEXT] [--metadata JSON] [--idempotency-key K]
   license list [--status S] [--owner U] [--search Q] [--limit N] [--after CURSOR]
   license show KEY
-  license update KEY [--seats N] [--expires TIME|never] [--owner U|none] [--note TEXT]
-                 [--metadata JSON] [--if-version V]
+  license update KEY [--seats N] [--expires TIME|never [--allow-past]] [--owner U|none]
+                 [--note TEXT] [--metadata JSON] [--if-version V]
   license suspend|resume|revoke KEY [--if-version V]
   serial register --serial SN --model M --manufacturer NAME --manufacturer-id N --date YYYY-MM-DD
   serial list [--limit N] [--after CURSOR]
-  session list [--license KEY] [--live true|false] [--limit N] [--after CURSOR]
-  session show ID
+  session list [--license KEY] [--live true|false] [--session-ttl D] [--limit N] [--after CURSOR]
+  session show ID [--session-ttl D]
   session revoke ID
-  token create --name NAME --role admin|operator|reader [--expires DURATION]
+  token create --name NAME --role admin|operator|reader [--expires TIME]
   token list
   token revoke ID
   stats
@@ -115,8 +115,24 @@ next:
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if isHelp(args[0]) {
 		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if args[0] == "help" {
+		// help, help license, help app manifest: the usage of the commands named so.
+		if len(args) == 1 {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		group := strings.Join(args[1:], " ")
+		if _, ok := commands[group]; ok {
+			return commands[group](env, []string{"--help"})
+		}
+		if !hasSubcommands(group) {
+			return env.usageErr("unknown command %q", group)
+		}
+		fmt.Fprint(stdout, groupUsage(group))
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
@@ -124,22 +140,26 @@ next:
 		if !hasSubcommands(cmd) {
 			return env.usageErr("unknown command %q", cmd)
 		}
-		if len(rest) == 0 {
-			return env.usageErr("%s needs a subcommand", cmd)
-		}
-		cmd, rest = cmd+" "+rest[0], rest[1:]
 		// Some groups nest one level deeper: app manifest add.
-		if _, ok := commands[cmd]; !ok && hasSubcommands(cmd) {
+		for {
+			if len(rest) > 0 && isHelp(rest[0]) {
+				fmt.Fprint(stdout, groupUsage(cmd))
+				return 0
+			}
 			if len(rest) == 0 {
 				return env.usageErr("%s needs a subcommand", cmd)
 			}
 			cmd, rest = cmd+" "+rest[0], rest[1:]
+			if _, ok := commands[cmd]; ok || !hasSubcommands(cmd) {
+				break
+			}
 		}
 	}
 	run, ok := commands[cmd]
 	if !ok {
 		return env.usageErr("unknown command %q", cmd)
 	}
+	env.readOnly = readOnlyCommands[cmd]
 	return run(env, rest)
 }
 
@@ -155,6 +175,30 @@ func cutFlag(arg, name string) (value string, inline, ok bool) {
 		}
 	}
 	return "", false, false
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "--h"
+}
+
+// groupUsage is the usage of the commands of a group (license, app manifest): their lines of the
+// command list.
+func groupUsage(group string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: openconsole [--db DSN] [--server URL [--token-file FILE]] %s SUBCOMMAND [FLAGS]\n\n", group)
+	_, list, _ := strings.Cut(usage, "\nCommands:\n")
+	list, _, _ = strings.Cut(list, "\n\n")
+	in := false
+	for _, line := range strings.Split(list, "\n") {
+		if !strings.HasPrefix(line, "    ") { // an entry, not a continuation line
+			in = strings.HasPrefix(strings.TrimSpace(line), group+" ")
+		}
+		if in {
+			b.WriteString(line + "\n")
+		}
+	}
+	fmt.Fprintf(&b, "\nopenconsole %s SUBCOMMAND --help prints a command's flags.\n", group)
+	return b.String()
 }
 
 // hasSubcommands reports whether group is the first word of some command.
@@ -214,6 +258,16 @@ var commands = map[string]func(*cliEnv, []string) int{
 	"product list":        cmdProductList,
 	"subscription add":    cmdSubscriptionAdd,
 	"subscription list":   cmdSubscriptionList,
+}
+
+// readOnlyCommands only read: on the database itself (no server to ask), they open it read-only
+// (check does too without --repair). They work on a file or directory they may not write, and they
+// never change the database, not even by a migration or a key created on first use.
+var readOnlyCommands = map[string]bool{
+	"user list": true, "user show": true, "license list": true, "license show": true, "serial list": true,
+	"session list": true, "session show": true, "token list": true, "stats": true, "backup": true,
+	"audit list": true, "audit export": true, "audit verify": true, "audit key": true,
+	"app manifest list": true, "app tokens list": true, "product list": true, "subscription list": true,
 }
 
 // cmdInit creates the database and its schema (and the first JWT signing key, audit key and

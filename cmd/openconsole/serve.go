@@ -91,6 +91,10 @@ func cmdServe(e *cliEnv, args []string) int {
 		return e.fail(err)
 	}
 	defer closeAll()
+	for _, f := range sqlstore.ExposedFiles(e.dsn()) {
+		log.Warn("other users may read this database file, which holds password hashes, signing keys and license keys: chmod 600 it",
+			"file", f.Path, "mode", fmt.Sprintf("%04o", f.Mode))
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
