@@ -30,7 +30,13 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (LoginResult, error)
 	if !validUsername(user) {
 		user = "" // no such user exists; don't let arbitrary strings take memory
 	}
-	if wait := max(s.limits.loginUser.wait(user, now), s.limits.loginAddr.wait(in.ClientAddr, now)); wait > 0 {
+	waitUser, waitAddr := s.limits.loginUser.wait(user, now), s.limits.loginAddr.wait(in.ClientAddr, now)
+	if wait := max(waitUser, waitAddr); wait > 0 {
+		if waitUser > 0 {
+			s.counters.Throttled[LimitLoginPerUser].Add(1)
+		} else {
+			s.counters.Throttled[LimitLoginPerAddr].Add(1)
+		}
 		return LoginResult{}, throttled(wait)
 	}
 	res, err := s.login(ctx, in.Username, in.Password, in.IssueJWT)

@@ -55,8 +55,9 @@ type Service struct {
 
 	audit *auditLog
 
-	limits limiters
-	logs   *LogLimiter
+	limits   limiters
+	logs     *LogLimiter
+	counters Counters
 
 	stop chan struct{}
 	bg   sync.WaitGroup
@@ -98,6 +99,7 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 		logs:   NewLogLimiter(opts.Logger),
 		stop:   make(chan struct{}),
 	}
+	s.live.counters = &s.counters
 	s.keysLoaded = -time.Hour
 	if err := s.loadKeys(ctx, s.clock.elapsed(c.Now())); err != nil {
 		return nil, err
@@ -201,6 +203,19 @@ func (s *Service) startBackground() {
 // §2.4). A missing, malformed, unknown, revoked or expired session is simply not valid; an error
 // means the store failed. A valid check counts as activity for the idle timeout.
 func (s *Service) Validate(ctx context.Context, rawSessionID string) (SessionRef, bool, error) {
+	ref, ok, err := s.validate(ctx, rawSessionID)
+	switch {
+	case err != nil:
+		s.counters.Validates[ValidateError].Add(1)
+	case ok:
+		s.counters.Validates[ValidateValid].Add(1)
+	default:
+		s.counters.Validates[ValidateInvalid].Add(1)
+	}
+	return ref, ok, err
+}
+
+func (s *Service) validate(ctx context.Context, rawSessionID string) (SessionRef, bool, error) {
 	sid, ok := ParseSessionID(rawSessionID)
 	if !ok {
 		return SessionRef{}, false, nil

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"sort"
 	"strings"
+	"sync/atomic"
 
 	"openconsole"
 )
@@ -27,7 +29,33 @@ type Server struct {
 
 	clientIPHeader string        // see WithClientIPHeader
 	inFlight       chan struct{} // see WithMaxInFlight; nil: unbounded
+	overloaded     atomic.Uint64 // requests refused for want of an in-flight slot
 }
+
+// RouteRecorder is implemented by a ResponseWriter that wants to know the route that serves a
+// request (for metrics and access logs): ServeHTTP calls SetRoute with the route's path pattern,
+// one of Routes, before the handler runs. Requests no route claims (404) are not reported.
+type RouteRecorder interface {
+	SetRoute(pattern string)
+}
+
+// Routes returns the path patterns the server routes, such as "/api/v2/device/license/validate"
+// and "/api/v2/manifests/{app}/{version}".
+func (s *Server) Routes() []string {
+	out := make([]string, 0, len(s.static)+len(s.patterns))
+	for p := range s.static {
+		out = append(out, p)
+	}
+	for _, p := range s.patterns {
+		out = append(out, p.path)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Overloaded returns how many requests were refused with 503 because every in-flight slot was
+// taken (WithMaxInFlight).
+func (s *Server) Overloaded() uint64 { return s.overloaded.Load() }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request)
 
@@ -102,13 +130,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	path := cleanPath(r.URL.EscapedPath())
+	route := path
 	methods, ok := s.static[path]
 	if !ok {
-		methods, ok = s.match(r, path)
+		methods, route, ok = s.match(r, path)
 	}
 	if !ok {
 		writeError(w, http.StatusNotFound, "Not found: "+truncate(path, 200))
 		return
+	}
+	if rr, ok := w.(RouteRecorder); ok {
+		rr.SetRoute(route)
 	}
 	handler, ok := methods[r.Method]
 	if !ok && r.Method == http.MethodHead {
@@ -138,7 +170,7 @@ type pattern struct {
 // match finds the pattern route of a cleaned path and sets the request's path values from it. A
 // parameter is percent-decoded with '+' kept literal (wire contract §1.1): RS sends + as %2B, CPP
 // sends it raw, and both mean +.
-func (s *Server) match(r *http.Request, path string) (map[string]handlerFunc, bool) {
+func (s *Server) match(r *http.Request, path string) (map[string]handlerFunc, string, bool) {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 next:
 	for _, p := range s.patterns {
@@ -159,9 +191,9 @@ next:
 				r.SetPathValue(ps[1:len(ps)-1], v)
 			}
 		}
-		return p.methods, true
+		return p.methods, p.path, true
 	}
-	return nil, false
+	return nil, "", false
 }
 
 // cleanPath normalises an escaped request path for routing, without any redirect: runs of '/'

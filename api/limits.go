@@ -56,6 +56,7 @@ func (s *Server) admit(w http.ResponseWriter) bool {
 	case s.inFlight <- struct{}{}:
 		return true
 	default:
+		s.overloaded.Add(1)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "Server overloaded; try again shortly")
 		return false
