@@ -191,11 +191,11 @@ func TestMetricsCountWhatHappens(t *testing.T) {
 		var sess struct{ ID string }
 		json.Unmarshal([]byte(h.Get("X-Session-Id")), &sess)
 		activate(204, keyBody(keyA.Key), "X-Session-Id", sess.ID)
-		activate(403, keyBody(keyA.Key))                      // max_activations
-		activate(403, keyBody(keyR.Key))                      // license_invalid
-		activate(200, keyBody(keyFull.Key))                   // u2's only license is full now
-		activate(200, keyBody("SN-METRICS-1"))                // serial mode
-		activate(403, "null")                                 // missing_authorization
+		activate(403, keyBody(keyA.Key))                     // max_activations
+		activate(403, keyBody(keyR.Key))                     // license_invalid
+		activate(200, keyBody(keyFull.Key))                  // u2's only license is full now
+		activate(200, keyBody("SN-METRICS-1"))               // serial mode
+		activate(403, "null")                                // missing_authorization
 		activate(403, "null", "Authorization", "Basic eDp5") // invalid_authorization
 		activate(403, "null", "Authorization", "Bearer not-a-token")
 		code, b := login("u2", pw)
@@ -205,9 +205,9 @@ func TestMetricsCountWhatHappens(t *testing.T) {
 		if json.Unmarshal([]byte(b), &lr); code != 200 || lr.Data.JWT.Token == "" {
 			t.Fatalf("login: %d %s", code, b)
 		}
-		activate(403, "null", "Authorization", "Bearer "+lr.Data.JWT.Token)   // no_remaining_seats
-		activate(403, keyBody("AAAA-AAAA-AAAA-AAAA-AAAA"))                    // license_not_found, empties the bucket
-		activate(429, keyBody("BBBB-BBBB-BBBB-BBBB-BBBB"))                    // throttled
+		activate(403, "null", "Authorization", "Bearer "+lr.Data.JWT.Token) // no_remaining_seats
+		activate(403, keyBody("AAAA-AAAA-AAAA-AAAA-AAAA"))                  // license_not_found, empties the bucket
+		activate(429, keyBody("BBBB-BBBB-BBBB-BBBB-BBBB"))                  // throttled
 		if code, _ := login("u1", "wrong"); code != 403 {
 			t.Fatalf("wrong password: %d, want 403", code)
 		}
@@ -234,9 +234,9 @@ func TestMetricsCountWhatHappens(t *testing.T) {
 			}
 		}
 		for _, w := range []struct {
-			name string
+			name   string
 			labels []string
-			n    float64
+			n      float64
 		}{
 			{"openconsole_validates_total", []string{"result", "valid"}, 1},
 			{"openconsole_validates_total", []string{"result", "invalid"}, 1},
@@ -404,4 +404,3 @@ func startInProcessJSON(t *testing.T) *inproc {
 	}
 	return p
 }
-
