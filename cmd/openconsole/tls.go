@@ -39,9 +39,12 @@ func stampOf(name string) (fileStamp, error) {
 	return fileStamp{fi.ModTime(), fi.Size()}, nil
 }
 
+// certCheckInterval is how often a handshake looks at the files (tests set 0: every handshake).
+var certCheckInterval = time.Second
+
 // newCertReloader loads the pair once; an error here stops the server from starting.
 func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
-	c := &certReloader{certFile: certFile, keyFile: keyFile, interval: time.Second, log: log}
+	c := &certReloader{certFile: certFile, keyFile: keyFile, interval: certCheckInterval, log: log}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
