@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -403,4 +404,21 @@ func startInProcessJSON(t *testing.T) *inproc {
 		}
 	}
 	return p
+}
+
+// TestVersion: openconsole version prints the build information as JSON; /metrics has the same
+// in openconsole_build_info.
+func TestVersion(t *testing.T) {
+	var v struct {
+		Version, Revision, Built, GoVersion string
+	}
+	runJSON(t, &v, "version")
+	if v.GoVersion != runtime.Version() || v.Version == "" || v.Revision == "" || v.Built == "" {
+		t.Errorf("version printed %+v, want the Go version %s and every field set", v, runtime.Version())
+	}
+	p := startInProcess(t, "--addr", "127.0.0.1:0", "--db", sqlstoretest.DSN(t, "sqlite"))
+	mfs := scrape(t, "http://"+p.addr+"/metrics")
+	if n, ok := sample(mfs, "openconsole_build_info", "version", v.Version, "revision", v.Revision, "goversion", v.GoVersion); !ok || n != 1 {
+		t.Errorf("openconsole_build_info for %+v: %v (found %v), want 1", v, n, ok)
+	}
 }
