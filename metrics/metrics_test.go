@@ -2,6 +2,9 @@ package metrics_test
 
 import (
 	"context"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,5 +137,61 @@ func TestMetricNames(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestDeployFilesNameRealMetrics: every openconsole_ metric the Grafana dashboard and the alerting
+// rules in deploy/ query is one this package exports.
+func TestDeployFilesNameRealMetrics(t *testing.T) {
+	ctx := context.Background()
+	st := sqlstoretest.Open(t, "sqlite")
+	svc, err := openconsole.NewService(ctx, st, openconsole.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	m := metrics.New(metrics.Sources{Service: svc, Store: st, Overloaded: func() uint64 { return 0 }}, nil)
+	m.Route("/api/v2/device/license/validate").Observe(200, time.Millisecond)
+	m.ObserveBatch(1, time.Millisecond)
+	m.Start()
+	defer m.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := gauge(t, m, "openconsole_licenses", nil); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no fleet gauges 10s after Start")
+		}
+	}
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]dto.MetricType{}
+	for _, mf := range mfs {
+		exported[mf.GetName()] = mf.GetType()
+	}
+	name := regexp.MustCompile(`\b(openconsole|process|go)_[a-z0-9_]+`)
+	for _, file := range []string{"../deploy/grafana-dashboard.json", "../deploy/prometheus-alerts.yml"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for _, n := range name.FindAllString(string(b), -1) {
+			base := n
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if b, ok := strings.CutSuffix(n, suffix); ok && exported[b] == dto.MetricType_HISTOGRAM {
+					base = b
+				}
+			}
+			if _, ok := exported[base]; !ok {
+				t.Errorf("%s queries %s, which is not exported", file, n)
+			}
+			seen++
+		}
+		if seen < 5 {
+			t.Errorf("%s names only %d metrics", file, seen)
+		}
 	}
 }
