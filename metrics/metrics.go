@@ -37,6 +37,9 @@ type Sources struct {
 	Overloaded func() uint64
 	// Store is the database: its pools, its readiness and its group-commit batches.
 	Store *sqlstore.Store
+	// PasswordQueue returns the password checks waiting for a slot, when the service bounds them
+	// (nil: openconsole_password_hash_queue is not exported).
+	PasswordQueue func() int
 }
 
 // Metrics is a registry of OpenConsole's metrics with its HTTP request metrics.
@@ -243,6 +246,7 @@ var (
 		[]string{"limit"}, nil)
 	descHashActive = prometheus.NewDesc("openconsole_password_hashes_in_progress", "Password hash computations (argon2id) running now.", nil, nil)
 	descHashTotal  = prometheus.NewDesc("openconsole_password_hashes_total", "Password hash computations (argon2id) done.", nil, nil)
+	descHashQueue  = prometheus.NewDesc("openconsole_password_hash_queue", "Password checks waiting for a free slot.", nil, nil)
 	descDBConns    = prometheus.NewDesc("openconsole_db_connections", "Open database connections by pool and state (in_use, idle).", []string{"pool", "state"}, nil)
 	descDBMax      = prometheus.NewDesc("openconsole_db_max_open_connections", "The bound on a pool's open connections.", []string{"pool"}, nil)
 	descDBWaits    = prometheus.NewDesc("openconsole_db_waits_total", "Times a request waited for a free connection of a pool.", []string{"pool"}, nil)
@@ -262,7 +266,7 @@ var LicenseStatuses = []openconsole.LicenseStatus{openconsole.StatusActive, open
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descActivations, descValidates, descCacheSessions, descCacheHits, descCacheMisses,
-		descPollLag, descThrottled, descHashActive, descHashTotal, descDBConns, descDBMax, descDBWaits, descDBWaitSecs,
+		descPollLag, descThrottled, descHashActive, descHashTotal, descHashQueue, descDBConns, descDBMax, descDBWaits, descDBWaitSecs,
 		descDBUp, descLive, descLicenses, descFleetAge, descBuild} {
 		ch <- d
 	}
@@ -301,6 +305,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	active, total := openconsole.PasswordHashStats()
 	gauge(descHashActive, float64(active))
 	counter(descHashTotal, total)
+	if m.src.PasswordQueue != nil {
+		gauge(descHashQueue, float64(m.src.PasswordQueue()))
+	}
 	if m.src.Store != nil {
 		for _, p := range m.src.Store.Pools() {
 			gauge(descDBConns, float64(p.InUse), p.Name, "in_use")

@@ -127,7 +127,7 @@ func TestMetricNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	m := metrics.New(metrics.Sources{Service: svc, Store: st}, nil)
+	m := metrics.New(metrics.Sources{Service: svc, Store: st, PasswordQueue: func() int { return 3 }}, nil)
 	m.Prepare("/api/v2/device/license/validate")
 	m.Route("/api/v2/device/license/validate").Observe(200, time.Millisecond)
 	m.ObserveBatch(3, time.Millisecond)
@@ -137,6 +137,9 @@ func TestMetricNames(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+	if got, ok := gauge(t, m, "openconsole_password_hash_queue", nil); !ok || got != 3 {
+		t.Errorf("openconsole_password_hash_queue = %v (found %v), want 3", got, ok)
 	}
 }
 
