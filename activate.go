@@ -29,6 +29,8 @@ type Activation struct {
 	// Created is true when a new session was issued (HTTP 200) and false when the session the
 	// device presented is still live on the license (HTTP 204).
 	Created bool
+
+	serial bool // the license named by the key is a serial number (for Counters), also on refusal
 }
 
 // Activate activates a device (wire contract §3.3): by license key or serial number when one is
@@ -37,6 +39,22 @@ type Activation struct {
 // ErrMissingAuthorization, ErrInvalidAuthorization, ErrTokenRefused and ErrNoRemainingSeats; a
 // client address with too many activations of unknown keys gets a *ThrottledError (ETHROTTLED).
 func (s *Service) Activate(ctx context.Context, in ActivateInput) (Activation, error) {
+	act, err := s.activateAny(ctx, in)
+	mode := ModeBearer
+	if in.LicenseKey != "" {
+		mode = ModeKey
+		if act.serial {
+			mode = ModeSerial
+		}
+	}
+	s.counters.Activations[mode][activationOutcome(act, err)].Add(1)
+	if err != nil {
+		return Activation{}, err
+	}
+	return act, nil
+}
+
+func (s *Service) activateAny(ctx context.Context, in ActivateInput) (Activation, error) {
 	sid, _ := ParseSessionID(in.SessionID)
 	if in.LicenseKey != "" {
 		c := byKey(in.LicenseKey)
@@ -47,6 +65,7 @@ func (s *Service) Activate(ctx context.Context, in ActivateInput) (Activation, e
 			if act, ok := s.stillActive(ctx, c, sid); ok {
 				return act, nil
 			}
+			s.counters.Throttled[LimitActivationPerAddr].Add(1)
 			return Activation{}, throttled(wait)
 		}
 		act, err := Activation{}, error(ErrLicenseNotFound)
@@ -150,6 +169,7 @@ func (s *Service) activate(ctx context.Context, c candidates, sid, from string) 
 		act      Activation
 		lastSeen time.Time // of the presented session, when it is still live
 		refusal  error
+		serial   bool // key mode: the license found is a serial number
 	}
 	out, err := UpdateValue(ctx, s.store, func(tx Tx) (outcome, error) {
 		lics, err := c.lock(tx)
@@ -163,7 +183,7 @@ func (s *Service) activate(ctx context.Context, c candidates, sid, from string) 
 			}
 		}
 		if sess, lic, ok, err := s.live.liveIn(tx, sid, usable, now); err != nil || ok {
-			return outcome{act: Activation{Session: SessionRef{sess.ID, sess.Timestamp}, LicenseKey: lic.Key}, lastSeen: sess.LastSeenAt}, err
+			return outcome{act: Activation{Session: SessionRef{sess.ID, sess.Timestamp}, LicenseKey: lic.Key, serial: lic.Kind == KindSerial}, lastSeen: sess.LastSeenAt}, err
 		}
 		for _, lic := range usable {
 			ref, ok, err := s.live.takeSeat(tx, lic, now, from, time.Time{})
@@ -171,16 +191,16 @@ func (s *Service) activate(ctx context.Context, c candidates, sid, from string) 
 				return outcome{}, err
 			}
 			if ok {
-				return outcome{act: Activation{Session: ref, LicenseKey: lic.Key, Created: true}}, nil
+				return outcome{act: Activation{Session: ref, LicenseKey: lic.Key, Created: true, serial: lic.Kind == KindSerial}}, nil
 			}
 		}
-		return outcome{refusal: c.refusal(len(lics), len(usable))}, nil
+		return outcome{refusal: c.refusal(len(lics), len(usable)), serial: c.key != "" && len(lics) > 0 && lics[0].Kind == KindSerial}, nil
 	})
 	if err != nil {
 		return Activation{}, wrap("activate", err)
 	}
 	if out.refusal != nil {
-		return Activation{}, out.refusal
+		return Activation{serial: out.serial}, out.refusal
 	}
 	if !out.act.Created {
 		s.live.seen(out.act.Session.ID, out.lastSeen, now)
@@ -200,5 +220,5 @@ func (s *Service) stillActive(ctx context.Context, c candidates, sid string) (Ac
 		return Activation{}, false
 	}
 	s.live.seen(sid, st.Session.LastSeenAt, now)
-	return Activation{Session: SessionRef{sid, st.Session.Timestamp}, LicenseKey: st.License.Key}, true
+	return Activation{Session: SessionRef{sid, st.Session.Timestamp}, LicenseKey: st.License.Key, serial: st.License.Kind == KindSerial}, true
 }

@@ -37,10 +37,12 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (LoginResult, error)
 	}
 	addr := s.limits.addr(in.ClientAddr)
 	if wait := s.limits.loginUser.take(user, now); wait > 0 {
+		s.counters.Throttled[LimitLoginPerUser].Add(1)
 		return LoginResult{}, throttled(wait)
 	}
 	if wait := s.limits.loginAddr.take(addr, now); wait > 0 {
 		s.limits.loginUser.refund(user, now)
+		s.counters.Throttled[LimitLoginPerAddr].Add(1)
 		return LoginResult{}, throttled(wait)
 	}
 	res, err := s.login(ctx, in.Username, in.Password, in.IssueJWT)

@@ -83,8 +83,9 @@ type liveness struct {
 	queued  int // keys in buckets (some may have been written through soon meanwhile)
 	cursor  int // the next bucket write-back takes
 
-	cache   *sessionCache // nil when disabled
-	lastSeq int64         // the last change applied; owned by the poller
+	cache    *sessionCache // nil when disabled
+	lastSeq  int64         // the last change applied; owned by the poller
+	counters *Counters     // the Service's
 }
 
 // pendingSeen is unwritten activity of a session, in 8 bytes (a wave puts a million of them in
@@ -142,8 +143,10 @@ func (l *liveness) state(ctx context.Context, sid string, now time.Time) (Sessio
 		// A cached session that looks idle may have been active on another server since it was
 		// cached: only the database can say it expired.
 		if st, ok := l.cache.get(k, sid, l.clock.elapsed(now)); ok && !l.idle(st.Session, now) {
+			l.counters.CacheHits.Add(1)
 			return st, nil
 		}
+		l.counters.CacheMisses.Add(1)
 		gen = l.cache.gen.Load()
 	}
 	st, err := l.store.SessionState(ctx, sid)
@@ -382,6 +385,7 @@ func (l *liveness) poll(ctx context.Context) error {
 		}
 	}
 	l.cache.trust(started + trustWindow)
+	l.counters.lastPoll.Store(int64(started))
 	return nil
 }
 

@@ -70,9 +70,10 @@ type Service struct {
 	audit   *auditLog
 	offline *offlineSigner
 
-	limits limiters
-	logs   *LogLimiter
-	hashes *hashGate
+	limits   limiters
+	logs     *LogLimiter
+	hashes   *hashGate
+	counters Counters
 
 	catalogueGen atomic.Uint64 // counts this service's changes of the catalogue
 
@@ -123,6 +124,7 @@ func NewService(ctx context.Context, store Store, opts Options) (*Service, error
 		hashes: newHashGate(opts.MaxPasswordChecks),
 		stop:   make(chan struct{}),
 	}
+	s.live.counters = &s.counters
 	s.keysLoaded = -time.Hour
 	if err := s.loadKeys(ctx, s.clock.elapsed(c.Now())); err != nil {
 		return nil, err
@@ -249,6 +251,19 @@ func (s *Service) startBackground() {
 // §2.4). A missing, malformed, unknown, revoked or expired session is simply not valid; an error
 // means the store failed. A valid check counts as activity for the idle timeout.
 func (s *Service) Validate(ctx context.Context, rawSessionID string) (SessionRef, bool, error) {
+	ref, ok, err := s.validate(ctx, rawSessionID)
+	switch {
+	case err != nil:
+		s.counters.Validates[ValidateError].Add(1)
+	case ok:
+		s.counters.Validates[ValidateValid].Add(1)
+	default:
+		s.counters.Validates[ValidateInvalid].Add(1)
+	}
+	return ref, ok, err
+}
+
+func (s *Service) validate(ctx context.Context, rawSessionID string) (SessionRef, bool, error) {
 	sid, ok := ParseSessionID(rawSessionID)
 	if !ok {
 		return SessionRef{}, false, nil

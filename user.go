@@ -62,7 +62,9 @@ func HashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
+	hashStarted()
 	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	hashDone()
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -97,7 +99,9 @@ func CheckPassword(hash, password string) bool {
 	if err != nil || len(want) == 0 || len(want) > 128 {
 		return false
 	}
+	hashStarted()
 	got := argon2.IDKey([]byte(password), salt, passes, mem, threads, uint32(len(want)))
+	hashDone()
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"sort"
 	"strings"
+	"sync/atomic"
 
 	"openconsole"
 )
@@ -30,6 +32,7 @@ type Server struct {
 	// device routes and the rest never take each other's slots.
 	inFlight    slots
 	inFlightWeb slots
+	overloaded  atomic.Uint64 // requests refused for want of an in-flight slot
 
 	catalogue catalogueCache // precomputed catalogue answers
 
@@ -44,6 +47,31 @@ var deviceRoutes = map[string]bool{
 	"/api/v2/manifests/{app}/{version}": true,
 	"/api/v2/tokens":                    true,
 }
+
+// RouteRecorder is implemented by a ResponseWriter that wants to know the route that serves a
+// request (for metrics and access logs): ServeHTTP calls SetRoute with the route's path pattern,
+// one of Routes, before the handler runs. Requests no route claims (404) are not reported.
+type RouteRecorder interface {
+	SetRoute(pattern string)
+}
+
+// Routes returns the path patterns the server routes, such as "/api/v2/device/license/validate"
+// and "/api/v2/manifests/{app}/{version}".
+func (s *Server) Routes() []string {
+	out := make([]string, 0, len(s.static)+len(s.patterns))
+	for p := range s.static {
+		out = append(out, p)
+	}
+	for _, p := range s.patterns {
+		out = append(out, p.path)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Overloaded returns how many requests were refused with 503 because every in-flight slot was
+// taken (WithMaxInFlight).
+func (s *Server) Overloaded() uint64 { return s.overloaded.Load() }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request)
 
@@ -115,6 +143,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slots = &s.inFlight
 	}
 	if !slots.admit(w) {
+		s.overloaded.Add(1)
 		return
 	}
 	defer slots.release()
@@ -131,6 +160,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		writeError(w, http.StatusNotFound, "Not found: "+truncate(path, 200))
 		return
+	}
+	if rr, ok := w.(RouteRecorder); ok {
+		rr.SetRoute(route)
 	}
 	handler, ok := methods[r.Method]
 	if !ok && r.Method == http.MethodHead {

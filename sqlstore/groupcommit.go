@@ -83,6 +83,9 @@ func (s *Store) writer() {
 }
 
 func (s *Store) runBatch(batch []*writeReq) {
+	if o := s.observer.Load(); o != nil {
+		defer func(start time.Time) { (*o).ObserveBatch(len(batch), time.Since(start)) }(time.Now())
+	}
 	s.stats.batches.Add(1)
 	s.stats.updates.Add(int64(len(batch)))
 	if len(batch) > 1 {
@@ -175,4 +178,20 @@ type WriteStats struct {
 // WriteStats returns the writer's counters.
 func (s *Store) WriteStats() WriteStats {
 	return WriteStats{s.stats.batches.Load(), s.stats.updates.Load(), s.stats.fallbacks.Load()}
+}
+
+// BatchObserver is told of every group-commit batch: how many Updates it ran and how long it took
+// from its start to its last answer (the commit included). It is called on the writer goroutine,
+// so it must be quick.
+type BatchObserver interface {
+	ObserveBatch(updates int, d time.Duration)
+}
+
+// SetBatchObserver makes the writer report every batch to o (nil: to nobody).
+func (s *Store) SetBatchObserver(o BatchObserver) {
+	if o == nil {
+		s.observer.Store(nil)
+		return
+	}
+	s.observer.Store(&o)
 }

@@ -71,6 +71,8 @@ type Store struct {
 	closeOnce  sync.Once
 	writerDone chan struct{}
 	stats      struct{ batches, updates, fallbacks atomic.Int64 }
+	observer   atomic.Pointer[BatchObserver]
+	known      int // the schema version this build migrates to
 }
 
 var _ openconsole.Store = (*Store)(nil)
@@ -322,6 +324,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if len(all) > 0 {
 		known = all[len(all)-1].version
 	}
+	s.known = known
 
 	// The common case, a database already at this build's version, needs no write lock: CLI
 	// commands open the database while servers write to it, and a busy SQLite writer can keep
@@ -468,4 +471,40 @@ func fromNullMS(v sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return fromMS(v.Int64)
+}
+
+// Readiness failures, for a health check to branch on.
+var (
+	// ErrUnreachable: the database did not answer (in time).
+	ErrUnreachable = errors.New("database unreachable")
+	// ErrSchemaNotCurrent: the database's schema is not the version this build migrates to (another
+	// server of a different version migrated it, or a restore put an older one in place).
+	ErrSchemaNotCurrent = errors.New("database schema not current")
+)
+
+// Ready reports whether the database answers a query within ctx's deadline and its schema is
+// the version this build knows. The error wraps ErrUnreachable or ErrSchemaNotCurrent.
+func (s *Store) Ready(ctx context.Context) error {
+	var current int
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	if current != s.known {
+		return fmt.Errorf("%w: at version %d, this build expects %d", ErrSchemaNotCurrent, current, s.known)
+	}
+	return nil
+}
+
+// PoolStats are the statistics of one of the store's connection pools.
+type PoolStats struct {
+	Name string // "read" and "write" on SQLite, "pool" on PostgreSQL
+	sql.DBStats
+}
+
+// Pools returns the statistics of the store's connection pools.
+func (s *Store) Pools() []PoolStats {
+	if s.r == s.w {
+		return []PoolStats{{"pool", s.w.Stats()}}
+	}
+	return []PoolStats{{"read", s.r.Stats()}, {"write", s.w.Stats()}}
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"openconsole"
+	"openconsole/metrics"
 	"openconsole/sqlstore"
 )
 
@@ -33,6 +34,7 @@ database, through its local admin socket; else of this process, on the database 
 
 Commands:
   serve [FLAGS]                       (openconsole serve --help lists them)
+  version                             the module version, VCS commit and time, Go version
   init                                create the database (and its schema)
   user create --username U (--password P | --password-stdin) [--email E] [--display-name N]
               [--vendor] [--whitelabeled] [--role admin|operator|reader]
@@ -214,6 +216,7 @@ func hasSubcommands(group string) bool {
 var commands = map[string]func(*cliEnv, []string) int{
 	"serve":              cmdServe,
 	"init":               cmdInit,
+	"version":            cmdVersion,
 	"user create":        cmdUserCreate,
 	"user update":        cmdUserUpdate,
 	"user list":          cmdUserList,
@@ -294,4 +297,13 @@ func cmdInit(e *cliEnv, args []string) int {
 		Database string `json:"database"`
 		Engine   string `json:"engine"`
 	}{redactDSN(e.dsn()), st.Engine()})
+}
+
+// cmdVersion prints the build's version, from the build information Go embeds in the binary.
+func cmdVersion(e *cliEnv, args []string) int {
+	fs := e.flags("version")
+	if _, code, ok := e.parse(fs, args, 0); !ok {
+		return code
+	}
+	return e.print(metrics.ReadBuild())
 }
