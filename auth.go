@@ -307,3 +307,6 @@ func (s *Service) registerSerial(ctx context.Context, by int64, in SerialInput) 
 	}
 	return out, nil
 }
+
+// PasswordQueue returns how many password checks are waiting for a free slot now (for metrics).
+func (s *Service) PasswordQueue() int { return len(s.hashes.queue) }

@@ -181,7 +181,7 @@ func cmdServe(e *cliEnv, args []string) int {
 	operator := admin.New(svc, log, admin.WithClientIPHeader(c.clientIPHeader), admin.WithAuthenticator(web.Authenticator()))
 	var m *metrics.Metrics
 	if c.metrics {
-		m = metrics.New(metrics.Sources{Service: svc, Overloaded: console.Overloaded, Store: st}, log)
+		m = metrics.New(metrics.Sources{Service: svc, Overloaded: console.Overloaded, Store: st, PasswordQueue: svc.PasswordQueue}, log)
 		m.Prepare(console.Routes()...)
 		m.Prepare("/healthz", "/readyz", "/metrics")
 		m.Start()
