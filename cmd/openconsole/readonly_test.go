@@ -302,7 +302,7 @@ var commandArgs = map[string][]string{
 // notOnDatabase are the commands that never open the database: serve and init create it, keygen
 // writes a key file; the others are given a file to read first (so they fail on it, not on the
 // database) and are run below with one.
-var notOnDatabase = map[string]bool{"serve": true, "init": true, "audit keygen": true}
+var notOnDatabase = map[string]bool{"serve": true, "init": true, "audit keygen": true, "offline keygen": true, "version": true}
 
 // TestMistypedDBCreatesNothing: every command but serve and init, pointed at a database that does
 // not exist, says "no database at PATH", exits 1 and leaves no file behind.
@@ -310,7 +310,9 @@ func TestMistypedDBCreatesNothing(t *testing.T) {
 	dir := t.TempDir()
 	manifest := writeFile(t, "m.json", manifestDoc(t, nil))
 	products := writeFile(t, "p.json", `[{"id":1,"name":"P"}]`)
-	files := map[string][]string{"app manifest add": {manifest}, "product import": {products}}
+	note := writeFile(t, "x.note", "not a note\n")
+	files := map[string][]string{"app manifest add": {manifest}, "product import": {products},
+		"offline issue": {"--request", note, "--out", filepath.Join(t.TempDir(), "cert.note")}, "offline deactivate": {"--proof", note}}
 	for name := range commands {
 		if notOnDatabase[name] {
 			continue
