@@ -2,10 +2,8 @@ package openconsole
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,14 +25,7 @@ import (
 // that the log still extends it: that no entry it covers was changed, removed or reordered.
 
 // AuditKey is a key that signs (or signed) the audit log's checkpoints.
-type AuditKey struct {
-	// Verifier is the public key in note's encoding, "name+hash+key"; its name is the log's origin.
-	Verifier string
-	// Signer is the private key in note's encoding, when the database holds it; empty when it is
-	// held in a file outside the database (serve --audit-key-file).
-	Signer    string
-	CreatedAt time.Time
-}
+type AuditKey = NoteKey
 
 // AuditCheckpoint is a signed checkpoint of the audit tree.
 type AuditCheckpoint struct {
@@ -113,142 +104,46 @@ type auditLog struct {
 	size     int64 // the log's size when this process last looked
 }
 
-// Where the audit key is held.
-const (
-	AuditKeyInDatabase = "database"
-	AuditKeyInFile     = "file"
-)
-
 // ParseAuditSigner parses a signer key in note's encoding (what openconsole audit keygen writes) and
 // returns it with its verifier key. Only Ed25519 keys are accepted.
 func ParseAuditSigner(skey string) (note.Signer, string, error) {
-	skey = strings.TrimSpace(skey)
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		return nil, "", fmt.Errorf("not an audit signing key (PRIVATE+KEY+name+hash+key): %w", err)
-	}
-	// The key's last field is the algorithm byte (1: Ed25519) and the 32-byte seed.
-	// (Names hold no '+', the base64 of the key may.)
-	fields := strings.SplitN(skey, "+", 5)
-	raw, err := base64.StdEncoding.DecodeString(fields[len(fields)-1])
-	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return nil, "", errors.New("not an Ed25519 audit signing key")
-	}
-	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
-	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
-	if err != nil {
-		return nil, "", err
-	}
-	return s, vkey, nil
+	return parseNoteSigner(skey, "audit")
 }
 
 // NewAuditKey generates an audit signing key named name (empty: openconsole-audit- and eight
 // random hex digits) and returns its signer and verifier keys.
 func NewAuditKey(name string) (skey, vkey string, err error) {
-	if name == "" {
-		var b [4]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return "", "", err
-		}
-		name = "openconsole-audit-" + hex.EncodeToString(b[:])
-	}
-	if strings.ContainsAny(name, "+ \t\n\r") || !utf8Printable(name) {
-		return "", "", Errorf(EINVALID, "an audit key name may not hold spaces or '+'")
+	if name, err = noteKeyName(name, "openconsole-audit-", "audit"); err != nil {
+		return "", "", err
 	}
 	return note.GenerateKey(rand.Reader, name)
 }
 
-func utf8Printable(s string) bool {
-	for _, r := range s {
-		if r < 0x21 || r == 0x7f {
-			return false
-		}
-	}
-	return s != ""
+// auditKeys is how the audit log's keys are kept.
+func (s *Service) auditKeys() noteKeyKind {
+	return noteKeyKind{what: "audit", flag: "--audit-key-file", signs: "the audit log is signed",
+		generate: func() (string, string, error) { return NewAuditKey("") },
+		list:     s.store.AuditKeys, listTx: Tx.AuditKeys, add: Tx.AddAuditKey, forget: Tx.ForgetAuditSigners}
 }
 
-// initAudit loads the key that signs checkpoints: the one given (a key file's content), else the
-// newest held in the database, which a server generates on first start. A server refuses to start
-// when the newest key is held outside the database and none was given; a one-shot process (the
-// CLI) then signs nothing, and generates no key (see CreateAuditKey).
+// initAudit loads the key that signs checkpoints (see loadNoteKey).
 func (s *Service) initAudit(ctx context.Context, given string) error {
-	if given != "" {
-		signer, vkey, err := ParseAuditSigner(given)
-		if err != nil {
-			return fmt.Errorf("audit key file: %w", err)
-		}
-		// The key in the file takes over: any private key held in the database is erased, so that
-		// whoever reads the database cannot sign checkpoints.
-		err = s.store.Update(ctx, func(tx Tx) error {
-			if err := tx.AddAuditKey(AuditKey{Verifier: vkey, CreatedAt: s.clock.Now()}); err != nil {
-				return err
-			}
-			return tx.ForgetAuditSigners()
-		})
-		if err != nil {
-			return fmt.Errorf("audit key: %w", err)
-		}
-		s.audit = &auditLog{signer: signer, verifier: vkey, held: AuditKeyInFile}
-		return nil
-	}
-	keys, err := s.store.AuditKeys(ctx)
+	k, err := s.loadNoteKey(ctx, s.auditKeys(), given)
 	if err != nil {
-		return fmt.Errorf("audit keys: %w", err)
+		return err
 	}
-	if len(keys) == 0 {
-		if s.opts.OneShot {
-			s.audit = &auditLog{}
-			return nil
-		}
-		return s.CreateAuditKey(ctx)
-	}
-	return s.useAuditKey(keys[len(keys)-1])
+	s.audit = &auditLog{signer: k.signer, verifier: k.verifier, held: k.held}
+	return nil
 }
 
 // CreateAuditKey generates the audit key in the database unless one exists (a server does on first
 // start, openconsole init too), and signs with the newest key from then on.
 func (s *Service) CreateAuditKey(ctx context.Context) error {
-	skey, vkey, err := NewAuditKey("")
+	k, err := s.createNoteKey(ctx, s.auditKeys())
 	if err != nil {
 		return err
 	}
-	err = s.store.Update(ctx, func(tx Tx) error {
-		if have, err := tx.AuditKeys(); err != nil || len(have) > 0 {
-			return err // one exists (another server created it first)
-		}
-		return tx.AddAuditKey(AuditKey{Verifier: vkey, Signer: skey, CreatedAt: s.clock.Now()})
-	})
-	if err != nil {
-		return fmt.Errorf("create audit key: %w", err)
-	}
-	keys, err := s.store.AuditKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("audit keys: %w", err)
-	}
-	if len(keys) == 0 {
-		return errors.New("audit keys: none stored")
-	}
-	return s.useAuditKey(keys[len(keys)-1])
-}
-
-func (s *Service) useAuditKey(newest AuditKey) error {
-	if newest.Signer == "" {
-		if s.opts.OneShot {
-			s.audit = &auditLog{verifier: newest.Verifier, held: AuditKeyInFile}
-			return nil
-		}
-		return fmt.Errorf("the audit log is signed with a key held outside the database (%s): start with --audit-key-file", newest.Verifier)
-	}
-	signer, vkey, err := ParseAuditSigner(newest.Signer)
-	if err != nil {
-		return fmt.Errorf("audit key in the database: %w", err)
-	}
-	if s.opts.ReadOnly {
-		// Without a signer it signs no checkpoint: it reads the latest stored one.
-		s.audit = &auditLog{verifier: vkey, held: AuditKeyInDatabase}
-		return nil
-	}
-	s.audit = &auditLog{signer: signer, verifier: vkey, held: AuditKeyInDatabase}
+	s.audit = &auditLog{signer: k.signer, verifier: k.verifier, held: k.held}
 	return nil
 }
 

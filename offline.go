@@ -2,9 +2,7 @@ package openconsole
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -43,114 +41,47 @@ const OfflineAddr = "offline"
 // its license without carrying the key. The store keeps it for every license, indexed.
 func LicenseKeyHash(key string) [32]byte { return offline.LicenseHash(key) }
 
-// offlineSigner is the key this process signs certificates with.
-type offlineSigner struct {
-	signer   note.Signer // nil: this process cannot sign (a CLI process when the key is in a file)
-	verifier string
-	held     string // AuditKeyInDatabase or AuditKeyInFile
-}
-
 // ParseOfflineSigner parses a certificate signing key in note's signer encoding (what openconsole
 // offline keygen writes) and returns it with its verifier key. Only Ed25519 keys are accepted.
 func ParseOfflineSigner(skey string) (note.Signer, string, error) {
-	s, vkey, err := ParseAuditSigner(skey)
-	if err != nil {
-		return nil, "", errors.New(strings.Replace(err.Error(), "audit", "certificate", 1))
-	}
-	return s, vkey, nil
+	return parseNoteSigner(skey, "certificate")
 }
 
 // NewOfflineKey generates a certificate signing key named name (empty: openconsole-offline- and
 // eight random hex digits) and returns its signer and verifier keys.
 func NewOfflineKey(name string) (skey, vkey string, err error) {
-	if name == "" {
-		var b [4]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return "", "", err
-		}
-		name = "openconsole-offline-" + hex.EncodeToString(b[:])
-	}
-	if strings.ContainsAny(name, "+ \t\n\r") || !utf8Printable(name) || len(name) > 64 {
-		return "", "", Errorf(EINVALID, "a certificate key name must be 1 to 64 printable characters without spaces or '+'")
+	if name, err = noteKeyName(name, "openconsole-offline-", "certificate"); err != nil {
+		return "", "", err
 	}
 	return offline.GenerateSigningKey(name)
 }
 
-// initOffline loads the key that signs certificates, as initAudit loads the audit key: the one
-// given (a key file's content), else the newest held in the database, which a server generates on
-// first start. A server refuses to start when the newest key is held outside the database and none
-// was given; a one-shot process then cannot issue certificates.
+// offlineKeys is how the certificate signing keys are kept.
+func (s *Service) offlineKeys() noteKeyKind {
+	return noteKeyKind{what: "certificate", flag: "--offline-key-file", signs: "offline certificates are signed",
+		generate: func() (string, string, error) { return NewOfflineKey("") },
+		list:     s.store.OfflineKeys, listTx: Tx.OfflineKeys, add: Tx.AddOfflineKey, forget: Tx.ForgetOfflineSigners}
+}
+
+// initOffline loads the key that signs certificates, as initAudit loads the audit key (see
+// loadNoteKey): a one-shot process whose key is in a file cannot issue certificates.
 func (s *Service) initOffline(ctx context.Context, given string) error {
-	if given != "" {
-		signer, vkey, err := ParseOfflineSigner(given)
-		if err != nil {
-			return fmt.Errorf("offline key file: %w", err)
-		}
-		err = s.store.Update(ctx, func(tx Tx) error {
-			if err := tx.AddOfflineKey(OfflineKey{Verifier: vkey, CreatedAt: s.clock.Now()}); err != nil {
-				return err
-			}
-			return tx.ForgetOfflineSigners()
-		})
-		if err != nil {
-			return fmt.Errorf("offline key: %w", err)
-		}
-		s.offline = &offlineSigner{signer: signer, verifier: vkey, held: AuditKeyInFile}
-		return nil
-	}
-	keys, err := s.store.OfflineKeys(ctx)
+	k, err := s.loadNoteKey(ctx, s.offlineKeys(), given)
 	if err != nil {
-		return fmt.Errorf("offline keys: %w", err)
+		return err
 	}
-	if len(keys) == 0 {
-		if s.opts.OneShot {
-			s.offline = &offlineSigner{}
-			return nil
-		}
-		return s.CreateOfflineKey(ctx)
-	}
-	return s.useOfflineKey(keys[len(keys)-1])
+	s.offline = &k
+	return nil
 }
 
 // CreateOfflineKey generates the certificate signing key in the database unless one exists (a
 // server does on first start, openconsole init too), and signs with the newest key from then on.
 func (s *Service) CreateOfflineKey(ctx context.Context) error {
-	skey, vkey, err := NewOfflineKey("")
+	k, err := s.createNoteKey(ctx, s.offlineKeys())
 	if err != nil {
 		return err
 	}
-	err = s.store.Update(ctx, func(tx Tx) error {
-		if have, err := tx.OfflineKeys(); err != nil || len(have) > 0 {
-			return err // one exists (another server created it first)
-		}
-		return tx.AddOfflineKey(OfflineKey{Verifier: vkey, Signer: skey, CreatedAt: s.clock.Now()})
-	})
-	if err != nil {
-		return fmt.Errorf("create offline key: %w", err)
-	}
-	keys, err := s.store.OfflineKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("offline keys: %w", err)
-	}
-	if len(keys) == 0 {
-		return errors.New("offline keys: none stored")
-	}
-	return s.useOfflineKey(keys[len(keys)-1])
-}
-
-func (s *Service) useOfflineKey(newest OfflineKey) error {
-	if newest.Signer == "" {
-		if s.opts.OneShot {
-			s.offline = &offlineSigner{verifier: newest.Verifier, held: AuditKeyInFile}
-			return nil
-		}
-		return fmt.Errorf("offline certificates are signed with a key held outside the database (%s): start with --offline-key-file", newest.Verifier)
-	}
-	signer, vkey, err := ParseOfflineSigner(newest.Signer)
-	if err != nil {
-		return fmt.Errorf("offline key in the database: %w", err)
-	}
-	s.offline = &offlineSigner{signer: signer, verifier: vkey, held: AuditKeyInDatabase}
+	s.offline = &k
 	return nil
 }
 

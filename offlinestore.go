@@ -21,14 +21,7 @@ type OfflineCertificate struct {
 }
 
 // OfflineKey is a key that signs (or signed) offline certificates.
-type OfflineKey struct {
-	// Verifier is the public key in note's encoding, "name+hash+key": what devices pin.
-	Verifier string
-	// Signer is the private key in note's encoding, when the database holds it; empty when it is
-	// held in a file outside the database (serve --offline-key-file).
-	Signer    string
-	CreatedAt time.Time
-}
+type OfflineKey = NoteKey
 
 // OfflineQuery selects offline certificates for a listing.
 type OfflineQuery struct {

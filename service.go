@@ -68,7 +68,7 @@ type Service struct {
 	keysLoaded time.Duration // clock.elapsed of the last reload
 
 	audit   *auditLog
-	offline *offlineSigner
+	offline *heldKey
 
 	limits   limiters
 	logs     *LogLimiter

@@ -26,18 +26,7 @@ func (t *txn) ExpiredSessions(now time.Time, limit int) ([]openconsole.IdleSessi
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []openconsole.IdleSession
-	for rows.Next() {
-		var s openconsole.IdleSession
-		var seen int64
-		if err := rows.Scan(&s.ID, &s.LicenseID, &seen); err != nil {
-			return nil, err
-		}
-		s.LastSeenAt = fromMS(seen)
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return scanIdleSessions(rows)
 }
 
 const endExpired = `UPDATE sessions SET ended_at = ?
@@ -134,62 +123,18 @@ func (t *txn) PutOfflineCertificate(c openconsole.OfflineCertificate) (int64, er
 	return id, err
 }
 
-func scanOfflineKey(row interface{ Scan(...any) error }) (openconsole.OfflineKey, error) {
-	var k openconsole.OfflineKey
-	var signer sql.NullString
-	var created int64
-	if err := row.Scan(&k.Verifier, &signer, &created); err != nil {
-		return k, err
-	}
-	k.Signer, k.CreatedAt = signer.String, fromMS(created)
-	return k, nil
-}
+// OfflineKeys implements openconsole.Tx.
+func (t *txn) OfflineKeys() ([]openconsole.OfflineKey, error) { return t.noteKeys("offline_keys") }
 
-func (t *txn) OfflineKeys() ([]openconsole.OfflineKey, error) {
-	rows, err := t.query(`SELECT verifier, signer, created_at FROM offline_keys ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []openconsole.OfflineKey
-	for rows.Next() {
-		k, err := scanOfflineKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
-}
+// AddOfflineKey implements openconsole.Tx.
+func (t *txn) AddOfflineKey(k openconsole.OfflineKey) error { return t.addNoteKey("offline_keys", k) }
 
-func (t *txn) AddOfflineKey(k openconsole.OfflineKey) error {
-	signer := sql.NullString{String: k.Signer, Valid: k.Signer != ""}
-	_, err := t.exec(`INSERT INTO offline_keys (verifier, signer, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (verifier) DO NOTHING`, k.Verifier, signer, ms(k.CreatedAt))
-	return err
-}
-
-func (t *txn) ForgetOfflineSigners() error {
-	_, err := t.exec(`UPDATE offline_keys SET signer = NULL WHERE signer IS NOT NULL`)
-	return err
-}
+// ForgetOfflineSigners implements openconsole.Tx.
+func (t *txn) ForgetOfflineSigners() error { return t.forgetNoteSigners("offline_keys") }
 
 // OfflineKeys implements openconsole.Store.
 func (s *Store) OfflineKeys(ctx context.Context) ([]openconsole.OfflineKey, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT verifier, signer, created_at FROM offline_keys ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("offline keys: %w", err)
-	}
-	defer rows.Close()
-	var out []openconsole.OfflineKey
-	for rows.Next() {
-		k, err := scanOfflineKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("offline keys: %w", err)
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return noteKeys(ctx, s.r, "offline_keys")
 }
 
 // ListOfflineCertificates implements openconsole.Store.

@@ -385,6 +385,20 @@ func (t *txn) IdleSessions(before time.Time, limit int) ([]openconsole.IdleSessi
 	if err != nil {
 		return nil, err
 	}
+	out, err := scanIdleSessions(rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range t.sessions {
+		if s.HoldsSeat() && s.ExpiresAt.IsZero() && s.LastSeenAt.Before(before) && len(out) < limit {
+			out = append(out, openconsole.IdleSession{ID: s.ID, LicenseID: s.LicenseID, LastSeenAt: s.LastSeenAt})
+		}
+	}
+	return out, nil
+}
+
+// scanIdleSessions reads rows of id, license_id, last_seen_at, and closes them.
+func scanIdleSessions(rows *sql.Rows) ([]openconsole.IdleSession, error) {
 	defer rows.Close()
 	var out []openconsole.IdleSession
 	for rows.Next() {
@@ -396,15 +410,7 @@ func (t *txn) IdleSessions(before time.Time, limit int) ([]openconsole.IdleSessi
 		s.LastSeenAt = fromMS(seen)
 		out = append(out, s)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for _, s := range t.sessions {
-		if s.HoldsSeat() && s.ExpiresAt.IsZero() && s.LastSeenAt.Before(before) && len(out) < limit {
-			out = append(out, openconsole.IdleSession{ID: s.ID, LicenseID: s.LicenseID, LastSeenAt: s.LastSeenAt})
-		}
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 const endIdle = `UPDATE sessions SET ended_at = ?

@@ -266,38 +266,9 @@ func cmdAuditKeygen(e *cliEnv, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := writeNewFile(*out, skey+"\n", 0o600); err != nil {
 		return e.fail(fmt.Errorf("--out: %w", err))
-	}
-	if _, err := f.WriteString(skey + "\n"); err != nil {
-		f.Close()
-		os.Remove(*out)
-		return e.fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return e.fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return e.fail(err)
 	}
 	origin, _, _ := strings.Cut(vkey, "+")
 	return e.print(map[string]any{"file": *out, "origin": origin, "verifier": vkey})
-}
-
-// readAuditKeyFile reads serve --audit-key-file: a signing key that only its owner may read.
-func readAuditKeyFile(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("--audit-key-file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("--audit-key-file: %s may be read by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("--audit-key-file: %w", err)
-	}
-	return string(b), nil
 }

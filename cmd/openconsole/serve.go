@@ -133,7 +133,7 @@ func cmdServe(e *cliEnv, args []string) int {
 	}
 	var auditKey string
 	if c.auditKeyFile != "" {
-		k, err := readAuditKeyFile(c.auditKeyFile)
+		k, err := readKeyFile("audit-key-file", c.auditKeyFile)
 		if err != nil {
 			return e.fail(err)
 		}
