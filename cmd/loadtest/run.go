@@ -20,6 +20,8 @@ import (
 type runOpts struct {
 	addr         string
 	addr2        string // with --url2: a second server sharing the validate load
+	compare      string // with --compare: a second server measured in its own rounds, alternating
+	compareName  string
 	conns        int
 	duration     time.Duration
 	rate         float64
@@ -40,6 +42,8 @@ func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	target := fs.String("url", "http://127.0.0.1:8080", "the OpenConsole server")
 	target2 := fs.String("url2", "", "a second server on the same database: validate connections alternate between the two")
+	compare := fs.String("compare", "", "with --baseline: a second server (its own copy of the database) measured in rounds of its own, alternating with the baseline and --url")
+	compareName := fs.String("compare-name", "compared", "with --compare: its name in the report")
 	fleetFile := fs.String("fleet", "fleet.json", "the fleet description written by populate")
 	devices := fs.Int("devices", 0, "activate this many of the fleet's devices (0: all)")
 	var o runOpts
@@ -73,6 +77,16 @@ func cmdRun(args []string) error {
 			return fmt.Errorf("--url2: want http://HOST:PORT")
 		}
 		o.addr2 = u2.Host
+	}
+	if *compare != "" {
+		u3, err := url.Parse(*compare)
+		if err != nil || u3.Host == "" {
+			return fmt.Errorf("--compare: want http://HOST:PORT")
+		}
+		if !o.baseline || o.addr2 != "" {
+			return fmt.Errorf("--compare: needs --baseline, and does not combine with --url2")
+		}
+		o.compare, o.compareName = u3.Host, *compareName
 	}
 	var f fleet
 	b, err := os.ReadFile(*fleetFile)
@@ -125,7 +139,7 @@ func cmdRun(args []string) error {
 		// Each server gets its own first look at every session (their caches are their own).
 		one := o
 		one.addr2 = ""
-		for i, addr := range []string{o.addr, o.addr2} {
+		for i, addr := range []string{o.addr, o.addr2, o.compare} {
 			if addr == "" {
 				continue
 			}
@@ -157,7 +171,7 @@ func cmdRun(args []string) error {
 	if o.baseline {
 		rounds = o.rounds
 	}
-	var server, base []summary
+	var server, base, compared []summary
 	for r := 0; r < rounds; r++ {
 		if o.baseline {
 			s, err := validateLoad(o, baseAddr, sessions, "validate (baseline)")
@@ -171,10 +185,26 @@ func cmdRun(args []string) error {
 			return err
 		}
 		server = append(server, s)
+		if o.compare != "" {
+			s, err := validateLoad(o, o.compare, sessions, "validate ("+o.compareName+")")
+			if err != nil {
+				return err
+			}
+			compared = append(compared, s)
+		}
 	}
 	rep.Endpoints = append(rep.Endpoints, median(server))
 	if o.baseline {
 		mb, ms := median(base), median(server)
+		if o.compare != "" {
+			mc := median(compared)
+			rep.Endpoints = append(rep.Endpoints, mc)
+			rep.Compared = &comparison{Name: o.compareName, ThroughputRatio: mc.Throughput / mb.Throughput,
+				P99Ratio: mc.P99ms / mb.P99ms, ServerOverCompared: ms.Throughput / mc.Throughput}
+			for i := range compared {
+				rep.Compared.Rounds = append(rep.Compared.Rounds, compared[i].Throughput)
+			}
+		}
 		rep.Endpoints = append(rep.Endpoints, mb)
 		rep.ThroughputRatio = ms.Throughput / mb.Throughput
 		rep.P99Ratio = ms.P99ms / mb.P99ms
@@ -486,6 +516,16 @@ type report struct {
 	ThroughputRatio float64      `json:"throughput_ratio_vs_baseline,omitempty"`
 	P99Ratio        float64      `json:"p99_ratio_vs_baseline,omitempty"`
 	Rounds          [][2]float64 `json:"rounds_server_baseline_per_s,omitempty"`
+	Compared        *comparison  `json:"compared,omitempty"`
+}
+
+// comparison is the second server of --compare against the baseline of the same rounds.
+type comparison struct {
+	Name               string    `json:"name"`
+	ThroughputRatio    float64   `json:"throughput_ratio_vs_baseline"`
+	P99Ratio           float64   `json:"p99_ratio_vs_baseline"`
+	ServerOverCompared float64   `json:"server_over_compared"`
+	Rounds             []float64 `json:"rounds_per_s"`
 }
 
 func (r report) print(asJSON bool) {
@@ -508,6 +548,13 @@ func (r report) print(asJSON bool) {
 		fmt.Printf("\nvalidate vs baseline (medians of %d alternating rounds): throughput %.2fx, p99 %.2fx\n", len(r.Rounds), r.ThroughputRatio, r.P99Ratio)
 		for i, rd := range r.Rounds {
 			fmt.Printf("  round %d: server %.0f/s, baseline %.0f/s (%.2fx)\n", i+1, rd[0], rd[1], rd[0]/rd[1])
+		}
+	}
+	if c := r.Compared; c != nil {
+		fmt.Printf("%s vs baseline (same rounds): throughput %.2fx, p99 %.2fx; server over %s: %.2fx\n",
+			c.Name, c.ThroughputRatio, c.P99Ratio, c.Name, c.ServerOverCompared)
+		for i, t := range c.Rounds {
+			fmt.Printf("  round %d: %s %.0f/s, baseline %.0f/s (%.2fx)\n", i+1, c.Name, t, r.Rounds[i][1], t/r.Rounds[i][1])
 		}
 	}
 }
