@@ -48,10 +48,15 @@ func writeError(w http.ResponseWriter, status int, reason string) {
 	writeJSON(w, status, b)
 }
 
+// jsonContentType is the Content-Type of every JSON answer. Header values are never changed in
+// place (net/http and the handlers replace or clone them), so all answers share this one slice:
+// a validate then sets its headers without canonicalizing a key or allocating.
+var jsonContentType = []string{"application/json"}
+
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	w.Write(body)
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -139,11 +140,13 @@ func cmdRun(args []string) error {
 		// Each server gets its own first look at every session (their caches are their own).
 		one := o
 		one.addr2 = ""
-		for i, addr := range []string{o.addr, o.addr2, o.compare} {
+		n := 0
+		for _, addr := range []string{o.addr, o.addr2, o.compare} {
 			if addr == "" {
 				continue
 			}
-			s, err := sweep(one, addr, sessions, fmt.Sprintf("validate (first look %d)", i+1))
+			n++
+			s, err := sweep(one, addr, sessions, fmt.Sprintf("validate (first look %d)", n))
 			if err != nil {
 				return err
 			}
@@ -171,26 +174,36 @@ func cmdRun(args []string) error {
 	if o.baseline {
 		rounds = o.rounds
 	}
+	// Each round measures the baseline, the server and the compared server; with --compare the
+	// order rotates from round to round, so that none of the three always follows the same one.
 	var server, base, compared []summary
 	for r := 0; r < rounds; r++ {
+		steps := []func() error{}
 		if o.baseline {
-			s, err := validateLoad(o, baseAddr, sessions, "validate (baseline)")
-			if err != nil {
+			steps = append(steps, func() error {
+				s, err := validateLoad(o, baseAddr, sessions, "validate (baseline)")
+				base = append(base, s)
 				return err
-			}
-			base = append(base, s)
+			})
 		}
-		s, err := validateLoad(o, o.addr, sessions, "validate")
-		if err != nil {
+		steps = append(steps, func() error {
+			s, err := validateLoad(o, o.addr, sessions, "validate")
+			server = append(server, s)
 			return err
-		}
-		server = append(server, s)
+		})
 		if o.compare != "" {
-			s, err := validateLoad(o, o.compare, sessions, "validate ("+o.compareName+")")
-			if err != nil {
+			steps = append(steps, func() error {
+				s, err := validateLoad(o, o.compare, sessions, "validate ("+o.compareName+")")
+				compared = append(compared, s)
+				return err
+			})
+			k := r % len(steps)
+			steps = slices.Concat(steps[k:], steps[:k])
+		}
+		for _, step := range steps {
+			if err := step(); err != nil {
 				return err
 			}
-			compared = append(compared, s)
 		}
 	}
 	rep.Endpoints = append(rep.Endpoints, median(server))
