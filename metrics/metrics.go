@@ -2,7 +2,8 @@
 // one package that imports the Prometheus client: the domain (package openconsole), the console
 // API and the store count into atomic values and observer hooks of their own, and this package
 // reads them when it is scraped. Nothing here runs per request but the HTTP metrics (Route), which
-// are resolved once per route, so that a request costs two atomic adds and no allocation.
+// are resolved once per route and sharded, so that a request costs three uncontended atomic adds
+// and no allocation.
 package metrics
 
 import (
@@ -47,9 +48,6 @@ type Metrics struct {
 	reg     *prometheus.Registry
 	src     Sources
 	log     *slog.Logger
-	reqs    *prometheus.CounterVec
-	latency *prometheus.HistogramVec
-
 	routes  map[string]*Route // resolved by Prepare; read-only afterwards
 	dynamic sync.Map          // pattern -> *Route, for routes first seen while serving
 	other   *Route
@@ -73,15 +71,6 @@ func New(src Sources, log *slog.Logger) *Metrics {
 		log = slog.Default()
 	}
 	m := &Metrics{reg: prometheus.NewRegistry(), src: src, log: log, routes: make(map[string]*Route), stop: make(chan struct{})}
-	m.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "openconsole_http_requests_total",
-		Help: "HTTP requests answered, by route pattern and status class.",
-	}, []string{"route", "code"})
-	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "openconsole_http_request_duration_seconds",
-		Help:    "Time from a request's arrival at the handler to its answer, by route pattern.",
-		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-	}, []string{"route"})
 	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "openconsole_group_commit_batch_updates",
 		Help:    "Updates committed together in one group-commit transaction.",
@@ -93,7 +82,7 @@ func New(src Sources, log *slog.Logger) *Metrics {
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	})
 	m.other = m.newRoute("other")
-	m.reg.MustRegister(m.reqs, m.latency, m.batchSize, m.batchSeconds,
+	m.reg.MustRegister(m.batchSize, m.batchSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&collector{m: m})
 	if src.Store != nil {
@@ -110,21 +99,34 @@ func (m *Metrics) Handler() http.Handler {
 // Registry returns the registry, for tests that gather it directly.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Route is the request metrics of one route, resolved once: observing a request costs no lookup.
+// RouteShards is how many copies of its counters a route keeps. Requests served at once on
+// different cores would otherwise all add to the same few counters, and a counter that moves
+// between cores' caches on every request costs more than the rest of the metrics together; each
+// request adds to the shard its caller names (the observer's pooled recorders, which stay with
+// the core that made them, each carry one), and a scrape sums them.
+const RouteShards = 16
+
+// latencyBuckets are the upper bounds of openconsole_http_request_duration_seconds.
+var latencyBuckets = [...]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// routeShard is one copy of a route's counters, padded so that no two shards share a cache line.
+type routeShard struct {
+	codes   [6]atomic.Uint64                       // by status / 100; [0] for anything outside 100..599
+	buckets [len(latencyBuckets) + 1]atomic.Uint64 // requests by the first bound at or above their latency; the last: above all
+	sumNS   atomic.Int64                           // their latencies added up
+	_       [64]byte
+}
+
+// Route is the request metrics of one route, resolved once: observing a request costs no lookup,
+// no allocation and three atomic adds on its shard.
 type Route struct {
-	codes   [6]prometheus.Counter // by status / 100; [0] for anything outside 100..599
-	latency prometheus.Observer
+	pattern string
+	shards  [RouteShards]routeShard
 }
 
 var codeClasses = [6]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
-func (m *Metrics) newRoute(pattern string) *Route {
-	r := &Route{latency: m.latency.WithLabelValues(pattern)}
-	for i, c := range codeClasses {
-		r.codes[i] = m.reqs.WithLabelValues(pattern, c)
-	}
-	return r
-}
+func (m *Metrics) newRoute(pattern string) *Route { return &Route{pattern: pattern} }
 
 // Prepare resolves the metrics of the given route patterns, before serving starts.
 func (m *Metrics) Prepare(patterns ...string) {
@@ -153,14 +155,62 @@ func (m *Metrics) Route(pattern string) *Route {
 	return r.(*Route)
 }
 
-// Observe counts a request answered with status after d.
-func (r *Route) Observe(status int, d time.Duration) {
+// Observe counts a request answered with status after d, in shard (any number: it is taken modulo
+// RouteShards).
+func (r *Route) Observe(shard uint32, status int, d time.Duration) {
+	sh := &r.shards[shard%RouteShards]
 	c := status / 100
 	if c < 1 || c > 5 {
 		c = 0
 	}
-	r.codes[c].Inc()
-	r.latency.Observe(d.Seconds())
+	sh.codes[c].Add(1)
+	secs := d.Seconds()
+	b := 0
+	for b < len(latencyBuckets) && secs > latencyBuckets[b] {
+		b++
+	}
+	sh.buckets[b].Add(1)
+	sh.sumNS.Add(int64(d))
+}
+
+// collect sends the route's request counter by status class and its latency histogram.
+func (r *Route) collect(ch chan<- prometheus.Metric) {
+	var codes [6]uint64
+	var buckets [len(latencyBuckets) + 1]uint64
+	var sum int64
+	for i := range r.shards {
+		sh := &r.shards[i]
+		for c := range codes {
+			codes[c] += sh.codes[c].Load()
+		}
+		for b := range buckets {
+			buckets[b] += sh.buckets[b].Load()
+		}
+		sum += sh.sumNS.Load()
+	}
+	for c, class := range codeClasses {
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(codes[c]), r.pattern, class)
+	}
+	cumulative := make(map[float64]uint64, len(latencyBuckets))
+	var count uint64
+	for b, le := range latencyBuckets {
+		count += buckets[b]
+		cumulative[le] = count
+	}
+	count += buckets[len(latencyBuckets)]
+	ch <- prometheus.MustNewConstHistogram(descLatency, count, time.Duration(sum).Seconds(), cumulative, r.pattern)
+}
+
+// eachRoute calls f with every route resolved so far.
+func (m *Metrics) eachRoute(f func(*Route)) {
+	for _, r := range m.routes {
+		f(r)
+	}
+	m.dynamic.Range(func(_, v any) bool {
+		f(v.(*Route))
+		return true
+	})
+	f(m.other)
 }
 
 // ObserveBatch implements sqlstore.BatchObserver.
@@ -230,6 +280,10 @@ func (m *Metrics) readFleet() {
 type collector struct{ m *Metrics }
 
 var (
+	descRequests = prometheus.NewDesc("openconsole_http_requests_total",
+		"HTTP requests answered, by route pattern and status class.", []string{"route", "code"}, nil)
+	descLatency = prometheus.NewDesc("openconsole_http_request_duration_seconds",
+		"Time from a request's arrival at the handler to its answer, by route pattern.", []string{"route"}, nil)
 	descActivations = prometheus.NewDesc("openconsole_activations_total",
 		"Activations by mode (key, serial, bearer) and outcome: the HTTP status and a reason (each 403 refusal has its own).",
 		[]string{"mode", "status", "reason"}, nil)
@@ -265,7 +319,7 @@ var (
 var LicenseStatuses = []openconsole.LicenseStatus{openconsole.StatusActive, openconsole.StatusSuspended, openconsole.StatusExpired, openconsole.StatusRevoked}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActivations, descValidates, descCacheSessions, descCacheHits, descCacheMisses,
+	for _, d := range []*prometheus.Desc{descRequests, descLatency, descActivations, descValidates, descCacheSessions, descCacheHits, descCacheMisses,
 		descPollLag, descThrottled, descHashActive, descHashTotal, descHashQueue, descDBConns, descDBMax, descDBWaits, descDBWaitSecs,
 		descDBUp, descLive, descLicenses, descFleetAge, descBuild} {
 		ch <- d
@@ -274,6 +328,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
+	m.eachRoute(func(r *Route) { r.collect(ch) })
 	cnt := m.src.Service.Counters()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)

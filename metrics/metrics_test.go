@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,7 +130,7 @@ func TestMetricNames(t *testing.T) {
 	defer svc.Close()
 	m := metrics.New(metrics.Sources{Service: svc, Store: st, PasswordQueue: func() int { return 3 }}, nil)
 	m.Prepare("/api/v2/device/license/validate")
-	m.Route("/api/v2/device/license/validate").Observe(200, time.Millisecond)
+	m.Route("/api/v2/device/license/validate").Observe(0, 200, time.Millisecond)
 	m.ObserveBatch(3, time.Millisecond)
 	problems, err := testutil.GatherAndLint(m.Registry())
 	if err != nil {
@@ -154,7 +155,7 @@ func TestDeployFilesNameRealMetrics(t *testing.T) {
 	}
 	defer svc.Close()
 	m := metrics.New(metrics.Sources{Service: svc, Store: st, Overloaded: func() uint64 { return 0 }}, nil)
-	m.Route("/api/v2/device/license/validate").Observe(200, time.Millisecond)
+	m.Route("/api/v2/device/license/validate").Observe(0, 200, time.Millisecond)
 	m.ObserveBatch(1, time.Millisecond)
 	m.Start()
 	defer m.Close()
@@ -195,6 +196,84 @@ func TestDeployFilesNameRealMetrics(t *testing.T) {
 		}
 		if seen < 5 {
 			t.Errorf("%s names only %d metrics", file, seen)
+		}
+	}
+}
+
+// TestRouteShardsSum: requests observed from many goroutines in different shards are exported as
+// one counter per status class and one histogram per route, with every request counted once, in
+// the right buckets (cumulative, as Prometheus reads them) and the latencies summed.
+func TestRouteShardsSum(t *testing.T) {
+	st := sqlstoretest.Open(t, "sqlite")
+	svc, err := openconsole.NewService(context.Background(), st, openconsole.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	m := metrics.New(metrics.Sources{Service: svc}, nil)
+	const route = "/api/v2/device/license/validate"
+	m.Prepare(route)
+	r := m.Route(route)
+	const workers, each = 8, 1000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				shard := uint32(w*each + i) // every shard, and past RouteShards
+				if i%4 == 0 {
+					r.Observe(shard, 503, 20*time.Millisecond) // bucket le=0.025
+				} else {
+					r.Observe(shard, 200, 300*time.Microsecond) // bucket le=0.0005
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	total := workers * each
+	slow := total / 4
+	if got, _ := gauge(t, m, "openconsole_http_requests_total", map[string]string{"route": route, "code": "2xx"}); got != float64(total-slow) {
+		t.Errorf("2xx = %v, want %d", got, total-slow)
+	}
+	if got, _ := gauge(t, m, "openconsole_http_requests_total", map[string]string{"route": route, "code": "5xx"}); got != float64(slow) {
+		t.Errorf("5xx = %v, want %d", got, slow)
+	}
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h *dto.Histogram
+	for _, mf := range mfs {
+		if mf.GetName() != "openconsole_http_request_duration_seconds" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			if s.GetLabel()[0].GetValue() == route {
+				h = s.GetHistogram()
+			}
+		}
+	}
+	if h == nil {
+		t.Fatal("no latency histogram for the route")
+	}
+	if h.GetSampleCount() != uint64(total) {
+		t.Errorf("histogram count %d, want %d", h.GetSampleCount(), total)
+	}
+	wantSum := float64(slow)*0.020 + float64(total-slow)*0.0003
+	if d := h.GetSampleSum() - wantSum; d > 1e-6 || d < -1e-6 {
+		t.Errorf("histogram sum %v, want %v", h.GetSampleSum(), wantSum)
+	}
+	for _, b := range h.GetBucket() {
+		var want uint64
+		switch {
+		case b.GetUpperBound() >= 0.025:
+			want = uint64(total)
+		case b.GetUpperBound() >= 0.0005:
+			want = uint64(total - slow)
+		}
+		if b.GetCumulativeCount() != want {
+			t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
 		}
 	}
 }

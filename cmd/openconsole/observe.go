@@ -2,10 +2,11 @@ package main
 
 import (
 	"bufio"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -32,16 +33,18 @@ type observer struct {
 	clientIPHeader string
 
 	prefix string // random per process, so ids of two servers do not collide
-	seq    atomic.Uint64
 	pool   sync.Pool
+	shards atomic.Uint32 // hands each new recorder its metrics shard
 }
 
 func newObserver(next http.Handler, log *slog.Logger, m *metrics.Metrics, clientIPHeader string) *observer {
 	var b [4]byte
-	rand.Read(b[:])
+	crand.Read(b[:])
 	o := &observer{next: next, log: log, metrics: m, trustProxy: clientIPHeader != "",
 		clientIPHeader: http.CanonicalHeaderKey(clientIPHeader), prefix: hex.EncodeToString(b[:])}
-	o.pool.New = func() any { return new(statusRecorder) }
+	// sync.Pool keeps recorders with the core that last used them, so the recorders of one core
+	// mostly carry the same few shards and the cores seldom add to the same counters.
+	o.pool.New = func() any { return &statusRecorder{shard: o.shards.Add(1)} }
 	return o
 }
 
@@ -73,7 +76,7 @@ func (o *observer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_, route, _ = strings.Cut(r.Pattern, " ") // ServeMux's "METHOD /path"
 		}
 		if o.metrics != nil {
-			o.metrics.Route(route).Observe(status, d)
+			o.metrics.Route(route).Observe(rec.shard, status, d)
 		}
 		if o.log.Enabled(r.Context(), slog.LevelInfo) {
 			o.access(r, id, route, status, d)
@@ -114,12 +117,14 @@ func (o *observer) clientAddr(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// newID returns a request id: this process's prefix and a counter.
+// newID returns a request id: this process's prefix and 64 random bits. The bits come from the
+// runtime's per-core generator (math/rand/v2), so that requests on different cores share no
+// counter; ids need to be unique, not secret.
 func (o *observer) newID() string {
 	var b [32]byte
 	buf := append(b[:0], o.prefix...)
 	buf = append(buf, '-')
-	buf = strconv.AppendUint(buf, o.seq.Add(1), 10)
+	buf = strconv.AppendUint(buf, rand.Uint64(), 36)
 	return string(buf)
 }
 
@@ -145,6 +150,7 @@ type statusRecorder struct {
 	status  int
 	route   string
 	written bool
+	shard   uint32 // the metrics shard its requests count in
 }
 
 func (r *statusRecorder) SetRoute(pattern string) { r.route = pattern }
