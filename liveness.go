@@ -143,10 +143,10 @@ func (l *liveness) state(ctx context.Context, sid string, now time.Time) (Sessio
 		// A cached session that looks idle may have been active on another server since it was
 		// cached: only the database can say it expired.
 		if st, ok := l.cache.get(k, sid, l.clock.elapsed(now)); ok && !l.idle(st.Session, now) {
-			l.counters.CacheHits.Add(1)
+			l.counters.CacheHits.add(k[15])
 			return st, nil
 		}
-		l.counters.CacheMisses.Add(1)
+		l.counters.CacheMisses.add(k[15])
 		gen = l.cache.gen.Load()
 	}
 	st, err := l.store.SessionState(ctx, sid)

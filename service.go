@@ -252,13 +252,14 @@ func (s *Service) startBackground() {
 // means the store failed. A valid check counts as activity for the idle timeout.
 func (s *Service) Validate(ctx context.Context, rawSessionID string) (SessionRef, bool, error) {
 	ref, ok, err := s.validate(ctx, rawSessionID)
+	stripe := stripeOf(rawSessionID)
 	switch {
 	case err != nil:
-		s.counters.Validates[ValidateError].Add(1)
+		s.counters.Validates[ValidateError].add(stripe)
 	case ok:
-		s.counters.Validates[ValidateValid].Add(1)
+		s.counters.Validates[ValidateValid].add(stripe)
 	default:
-		s.counters.Validates[ValidateInvalid].Add(1)
+		s.counters.Validates[ValidateInvalid].add(stripe)
 	}
 	return ref, ok, err
 }

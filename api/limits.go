@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,13 +40,18 @@ func WithCatalogueMaxAge(d time.Duration) Option {
 }
 
 // slots bound the requests of one class of routes served at once; the zero value is unbounded.
-type slots struct{ c chan struct{} }
+// The count is one atomic value that every request adds to and takes from again: the cheapest
+// operation on state the cores share (a channel would lock and unlock its mutex twice).
+type slots struct {
+	max int64 // 0: unbounded
+	n   *atomic.Int64
+}
 
 func newSlots(n int) slots {
 	if n <= 0 {
 		return slots{}
 	}
-	return slots{make(chan struct{}, n)}
+	return slots{max: int64(n), n: new(atomic.Int64)}
 }
 
 // clientAddr is the address the abuse limits count a request against.
@@ -70,21 +76,20 @@ func (s *Server) clientAddr(r *http.Request) string {
 
 // admit takes a slot; it reports false (after answering 503) when none is free.
 func (sl *slots) admit(w http.ResponseWriter) bool {
-	if sl.c == nil {
+	if sl.n == nil {
 		return true
 	}
-	select {
-	case sl.c <- struct{}{}:
+	if sl.n.Add(1) <= sl.max {
 		return true
-	default:
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "Server overloaded; try again shortly")
-		return false
 	}
+	sl.n.Add(-1)
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "Server overloaded; try again shortly")
+	return false
 }
 
 func (sl *slots) release() {
-	if sl.c != nil {
-		<-sl.c
+	if sl.n != nil {
+		sl.n.Add(-1)
 	}
 }
