@@ -264,6 +264,66 @@ func TestOverloadAnswers503(t *testing.T) {
 	}
 }
 
+// TestInFlightBoundUnderConcurrency: of many requests arriving at once, exactly the bound are
+// admitted and the rest answered 503; refused requests take no slot with them, so once the
+// admitted ones finish the whole bound is free again.
+func TestInFlightBoundUnderConcurrency(t *testing.T) {
+	st := sqlstoretest.Open(t, "sqlite")
+	svc, err := openconsole.NewService(context.Background(), st, openconsole.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	const bound, clients = 3, 40
+	h := api.New(svc, slog.New(slog.NewTextHandler(io.Discard, nil)), api.WithMaxInFlight(bound))
+	for round := range 2 {
+		var pws []*io.PipeWriter
+		codes := make(chan int, clients)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range clients {
+			pr, pw := io.Pipe()
+			pws = append(pws, pw)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				rec := httptest.NewRecorder()
+				// An admitted activation reads its body, which arrives only when the pipe closes.
+				h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v2/device/license/activate", pr))
+				codes <- rec.Code
+			}()
+		}
+		close(start)
+		refused := 0
+		timeout := time.After(10 * time.Second)
+		for refused < clients-bound {
+			select {
+			case c := <-codes:
+				if c != http.StatusServiceUnavailable {
+					t.Fatalf("round %d: a request finished with %d while the admitted ones still wait for their bodies", round, c)
+				}
+				refused++
+			case <-timeout:
+				for _, pw := range pws {
+					pw.Close()
+				}
+				t.Fatalf("round %d: %d refused, want %d: more than %d admitted", round, refused, clients-bound, bound)
+			}
+		}
+		for _, pw := range pws {
+			pw.Close()
+		}
+		wg.Wait()
+		close(codes)
+		for c := range codes {
+			if c == http.StatusServiceUnavailable {
+				t.Errorf("round %d: more than %d requests refused", round, clients-bound)
+			}
+		}
+	}
+}
+
 // closeOnRead is a writer that closes ch on the first write: it tells when the handler has begun
 // reading the body.
 type closeOnRead chan struct{}
