@@ -2,6 +2,7 @@ package openconsole
 
 import (
 	"encoding/hex"
+	"hash/maphash"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,10 @@ import (
 // the licenses they belong to, and how long the whole may be trusted. What goes in, what comes out
 // and when it is trusted is decided by liveness (liveness.go), which owns it.
 
-const cacheShards = 64
+const (
+	cacheShardBits = 6
+	cacheShards    = 1 << cacheShardBits
+)
 
 type sessionKey [16]byte
 
@@ -83,15 +87,25 @@ type cachedLicense struct {
 	serial      bool // kind serial, else key
 }
 
+// cacheShard holds the sessions whose key hashes to it.
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[sessionKey]cachedSession
+	t  probeTable[sessionKey, cachedSession]
+	_  [64]byte // its own cache lines: the two cores lock different shards without sharing one
+}
+
+// licenseShard holds the licenses whose id falls to it. The licenses are sharded, too, so that a
+// validate on one core and one on the other do not take turns at a single lock's cache line.
+type licenseShard struct {
+	mu sync.RWMutex
+	t  probeTable[uint32, cachedLicense]
+	_  [64]byte
 }
 
 type sessionCache struct {
 	shards   [cacheShards]cacheShard
-	licMu    sync.RWMutex
-	licenses map[int64]cachedLicense
+	licenses [cacheShards]licenseShard
+	seed     maphash.Seed
 	size     atomic.Int64
 	max      int64
 	seen     seenClock
@@ -104,14 +118,25 @@ type sessionCache struct {
 }
 
 func newSessionCache(max int, ttl time.Duration, now time.Time) *sessionCache {
-	c := &sessionCache{licenses: make(map[int64]cachedLicense), max: int64(max), seen: newSeenClock(ttl, now)}
+	c := &sessionCache{seed: maphash.MakeSeed(), max: int64(max), seen: newSeenClock(ttl, now)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[sessionKey]cachedSession)
+		c.shards[i].t = newProbeTable[sessionKey, cachedSession](c.hash)
+		c.licenses[i].t = newProbeTable[uint32, cachedLicense](c.licenseHash)
 	}
 	return c
 }
 
-func (c *sessionCache) shard(k sessionKey) *cacheShard { return &c.shards[k[15]%cacheShards] }
+// hash spreads session keys over the shards (its top bits) and over a shard's slots (its low
+// bits), with a per-process seed: session ids are random, but the table must not depend on that.
+func (c *sessionCache) hash(k sessionKey) uint64 { return maphash.Comparable(c.seed, k) }
+
+func (c *sessionCache) shard(h uint64) *cacheShard { return &c.shards[h>>(64-cacheShardBits)] }
+
+func (c *sessionCache) licenseHash(id uint32) uint64 { return maphash.Comparable(c.seed, id) }
+
+func (c *sessionCache) licenseShard(h uint64) *licenseShard {
+	return &c.licenses[h>>(64-cacheShardBits)]
+}
 
 // trust makes the cache trusted until the given elapsed time.
 func (c *sessionCache) trust(until time.Duration) { c.trustedUntil.Store(int64(until)) }
@@ -122,20 +147,23 @@ func (c *sessionCache) get(k sessionKey, id string, at time.Duration) (SessionSt
 	if int64(at) > c.trustedUntil.Load() {
 		return SessionState{}, false
 	}
-	sh := c.shard(k)
+	h := c.hash(k)
+	sh := c.shard(h)
 	sh.mu.RLock()
-	e, ok := sh.m[k]
+	e, ok := sh.t.get(k, h)
 	sh.mu.RUnlock()
 	if !ok {
 		return SessionState{}, false
 	}
-	lid := int64(e.licenseID)
-	c.licMu.RLock()
-	l, ok := c.licenses[lid]
-	c.licMu.RUnlock()
+	lh := c.licenseHash(e.licenseID)
+	ls := c.licenseShard(lh)
+	ls.mu.RLock()
+	l, ok := ls.t.get(e.licenseID, lh)
+	ls.mu.RUnlock()
 	if !ok {
 		return SessionState{}, false
 	}
+	lid := int64(e.licenseID)
 	return SessionState{
 		Session: Session{ID: id, LicenseID: lid, Timestamp: e.ts, LastSeenAt: c.seen.unpack(e.lastSeen)},
 		License: License{ID: lid, Key: l.key, Kind: kindOf(l.serial), OwnerID: l.ownerID, Seats: int(l.seats),
@@ -148,29 +176,34 @@ func (c *sessionCache) get(k sessionKey, id string, at time.Duration) (SessionSt
 func (c *sessionCache) put(k sessionKey, st SessionState, gen uint64) {
 	// Sessions of offline certificates (a hard expiry) are few and are read from the database:
 	// the 16 bytes of a cached session have no room for their expiry.
-	if !st.Session.HoldsSeat() || !st.Session.ExpiresAt.IsZero() || st.License.ID <= 0 || st.License.ID > math.MaxUint32 {
+	// Nor is the all-zero id, which the cache's tables cannot hold (and NewSessionID never makes).
+	if !st.Session.HoldsSeat() || !st.Session.ExpiresAt.IsZero() || st.License.ID <= 0 || st.License.ID > math.MaxUint32 || k == (sessionKey{}) {
 		return
 	}
-	e := cachedSession{licenseID: uint32(st.License.ID), ts: st.Session.Timestamp, lastSeen: c.seen.pack(toMS(st.Session.LastSeenAt))}
 	l := st.License
-	c.licMu.Lock()
+	lid := uint32(l.ID)
+	e := cachedSession{licenseID: lid, ts: st.Session.Timestamp, lastSeen: c.seen.pack(toMS(st.Session.LastSeenAt))}
+	lh := c.licenseHash(lid)
+	ls := c.licenseShard(lh)
+	ls.mu.Lock()
 	if c.gen.Load() != gen {
-		c.licMu.Unlock()
+		ls.mu.Unlock()
 		return
 	}
-	if cur, ok := c.licenses[l.ID]; !ok || cur.key != l.Key {
-		c.licenses[l.ID] = cachedLicense{key: l.Key, ownerID: l.OwnerID, expiresAt: toMS(l.ExpiresAt),
-			revokedAt: toMS(l.RevokedAt), suspendedAt: toMS(l.SuspendedAt), seats: int32(l.Seats), serial: l.Kind == KindSerial}
+	if cur := ls.t.find(lid, lh); cur == nil || cur.key != l.Key {
+		ls.t.set(lid, lh, cachedLicense{key: l.Key, ownerID: l.OwnerID, expiresAt: toMS(l.ExpiresAt),
+			revokedAt: toMS(l.RevokedAt), suspendedAt: toMS(l.SuspendedAt), seats: int32(l.Seats), serial: l.Kind == KindSerial})
 	}
-	c.licMu.Unlock()
-	sh := c.shard(k)
+	ls.mu.Unlock()
+	h := c.hash(k)
+	sh := c.shard(h)
 	sh.mu.Lock()
 	if c.gen.Load() == gen {
-		if _, exists := sh.m[k]; exists || c.size.Load() < c.max {
-			if !exists {
-				c.size.Add(1)
-			}
-			sh.m[k] = e
+		if p := sh.t.find(k, h); p != nil {
+			*p = e
+		} else if c.size.Load() < c.max {
+			c.size.Add(1)
+			sh.t.set(k, h, e)
 		}
 	}
 	sh.mu.Unlock()
@@ -179,11 +212,11 @@ func (c *sessionCache) put(k sessionKey, st SessionState, gen uint64) {
 // touch moves a cached session's last-seen time forward.
 func (c *sessionCache) touch(k sessionKey, nowMS int64) {
 	now := c.seen.pack(nowMS)
-	sh := c.shard(k)
+	h := c.hash(k)
+	sh := c.shard(h)
 	sh.mu.Lock()
-	if e, ok := sh.m[k]; ok && e.lastSeen < now {
-		e.lastSeen = now
-		sh.m[k] = e
+	if p := sh.t.find(k, h); p != nil && p.lastSeen < now {
+		p.lastSeen = now
 	}
 	sh.mu.Unlock()
 }
@@ -193,30 +226,35 @@ func (c *sessionCache) drop(changes []Change) {
 	if len(changes) == 0 {
 		return
 	}
-	// Bump gen under both kinds of lock so that a concurrent put either lands before the drop (and
-	// is dropped) or sees the new gen (and stores nothing).
-	c.licMu.Lock()
-	c.gen.Add(1)
+	// Every change bumps gen under the lock of the shard it clears, so that a concurrent put
+	// either lands before the drop (and is dropped) or sees the new gen (and stores nothing).
 	for _, ch := range changes {
-		if ch.SessionID == "" {
-			delete(c.licenses, ch.LicenseID)
-		}
-	}
-	c.licMu.Unlock()
-	for _, ch := range changes {
-		if ch.SessionID == "" {
-			continue
-		}
-		if k, ok := keyOf(ch.SessionID); ok {
-			sh := c.shard(k)
+		if ch.SessionID != "" {
+			k, ok := keyOf(ch.SessionID)
+			if !ok {
+				continue
+			}
+			h := c.hash(k)
+			sh := c.shard(h)
 			sh.mu.Lock()
 			c.gen.Add(1)
-			if _, ok := sh.m[k]; ok {
-				delete(sh.m, k)
+			if sh.t.remove(k, h) {
 				c.size.Add(-1)
 			}
 			sh.mu.Unlock()
+			continue
 		}
+		if ch.LicenseID <= 0 || ch.LicenseID > math.MaxUint32 {
+			c.gen.Add(1) // never cached; the bump costs nothing and keeps the rule simple
+			continue
+		}
+		lid := uint32(ch.LicenseID)
+		lh := c.licenseHash(lid)
+		ls := c.licenseShard(lh)
+		ls.mu.Lock()
+		c.gen.Add(1)
+		ls.t.remove(lid, lh)
+		ls.mu.Unlock()
 	}
 }
 
