@@ -21,8 +21,8 @@ type Options struct {
 	TokenTTL time.Duration
 	// TouchInterval is how often activity collected by validate is written back (default 1s).
 	TouchInterval time.Duration
-	// CacheSize bounds the sessions kept in the validate cache (default 2,000,000, about 100 MB at
-	// most). Negative disables the cache.
+	// CacheSize bounds the sessions kept in the validate cache (default 2,000,000: at most 128 MB
+	// of 32-byte slots, plus 64 bytes for each license they belong to). Negative disables the cache.
 	CacheSize int
 	// Now is the clock (default time.Now); tests inject their own. Every time the rules read comes
 	// from it. Deadlines are measured between its readings with Time.Sub, which uses the monotonic
@@ -270,17 +270,17 @@ func (s *Service) validate(ctx context.Context, rawSessionID string) (SessionRef
 		return SessionRef{}, false, nil
 	}
 	now := s.clock.Now()
-	st, err := s.live.state(ctx, sid, now)
+	ts, lastSeen, live, err := s.live.validate(ctx, sid, now)
 	if errors.Is(err, ErrNotFound) {
 		return SessionRef{}, false, nil
 	} else if err != nil {
 		return SessionRef{}, false, fmt.Errorf("validate: %w", err)
 	}
-	if !s.live.isLive(st, now) {
+	if !live {
 		return SessionRef{}, false, nil
 	}
-	s.live.seen(sid, st.Session.LastSeenAt, now)
-	return SessionRef{sid, st.Session.Timestamp}, true, nil
+	s.live.seen(sid, lastSeen, now)
+	return SessionRef{sid, ts}, true, nil
 }
 
 // CatalogueGeneration counts the changes this Service made to the product catalogue (imports,
