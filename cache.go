@@ -20,22 +20,56 @@ const (
 
 type sessionKey [16]byte
 
-// keyOf converts a canonical lower-case UUID (as ParseSessionID returns it) to its 16 bytes.
+// keyOf converts a UUID in its 8-4-4-4-12 form (as ParseSessionID returns it) to its 16 bytes.
+// Anything else made of 32 hex digits and dashes is converted too, more slowly.
 func keyOf(id string) (k sessionKey, ok bool) {
+	if len(id) == 36 && id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-' {
+		bad := byte(0)
+		for j, i := range uuidPairs {
+			hi, lo := unhex[id[i]], unhex[id[i+1]]
+			bad |= hi | lo
+			k[j] = hi<<4 | lo
+		}
+		if bad&0xf0 == 0 {
+			return k, true
+		}
+	}
 	var buf [32]byte
 	j := 0
-	for i := 0; i < len(id) && j < 32; i++ {
+	for i := 0; i < len(id); i++ {
 		if id[i] != '-' {
+			if j == 32 {
+				return sessionKey{}, false // more than 32 digits
+			}
 			buf[j] = id[i]
 			j++
 		}
 	}
 	if j != 32 {
-		return k, false
+		return sessionKey{}, false
 	}
-	_, err := hex.Decode(k[:], buf[:])
-	return k, err == nil
+	if _, err := hex.Decode(k[:], buf[:]); err != nil {
+		return sessionKey{}, false
+	}
+	return k, true
 }
+
+// uuidPairs are where the 16 bytes' hex pairs begin in the 8-4-4-4-12 form.
+var uuidPairs = [16]uint8{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+// unhex is the value of a hex digit, 0xff for any other byte.
+var unhex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c], t[c-'a'+'A'] = c-'a'+10, c-'a'+10
+	}
+	return t
+}()
 
 // cachedSession is what validate needs of a session, in 16 bytes: with a million sessions cached,
 // every byte here is a megabyte. Revoked sessions are not cached, nor sessions of licenses whose id

@@ -1,7 +1,9 @@
 package openconsole
 
 import (
+	"encoding/hex"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,6 +79,42 @@ func TestCacheValidMatchesGet(t *testing.T) {
 			if _, _, _, ok := c.valid(k, time.Minute); ok {
 				t.Fatalf("round %d: a session of a dropped license is still valid in the cache", round)
 			}
+		}
+	}
+}
+
+// TestKeyOf: the fast path for the 8-4-4-4-12 form decodes what decoding the 32 hex digits does,
+// and refuses what that refuses, for valid ids, upper case, and ids with a wrong byte or dash.
+func TestKeyOf(t *testing.T) {
+	ref := func(id string) (k sessionKey, ok bool) {
+		digits := strings.ReplaceAll(id, "-", "")
+		if len(digits) != 32 {
+			return k, false
+		}
+		b, err := hex.DecodeString(digits)
+		if err != nil {
+			return k, false
+		}
+		return sessionKey(b), true
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	for n := range 20000 {
+		id := []byte(NewSessionID())
+		switch n % 5 {
+		case 1:
+			id = []byte(strings.ToUpper(string(id)))
+		case 2:
+			id[rng.IntN(len(id))] = byte(rng.IntN(256))
+		case 3:
+			i, j := rng.IntN(len(id)), rng.IntN(len(id))
+			id[i], id[j] = id[j], id[i]
+		case 4:
+			id = id[:rng.IntN(len(id))]
+		}
+		got, ok := keyOf(string(id))
+		want, wantOK := ref(string(id))
+		if ok != wantOK || got != want {
+			t.Fatalf("keyOf(%q) = %x %v, want %x %v", id, got, ok, want, wantOK)
 		}
 	}
 }

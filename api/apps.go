@@ -28,7 +28,7 @@ const (
 // manifest is GET /api/v2/manifests/{app}/{version} (wire contract §2.6). The session is checked
 // before anything else (403 Session not found); from then on every answer carries X-Session-Id.
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request) {
-	ref, err := s.svc.LiveSession(r.Context(), r.Header.Get("X-Session-Id"))
+	ref, err := s.svc.LiveSession(r.Context(), sessionHeader(r))
 	if err != nil {
 		s.fail(w, r, err, manifestFailure)
 		return
@@ -66,7 +66,7 @@ type tokenData struct {
 // is not live, then 200 with registry credentials for an official app or 204 for any other, both
 // with X-Session-Id. The credentials are never logged.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	ref, err := s.svc.LiveSession(r.Context(), r.Header.Get("X-Session-Id"))
+	ref, err := s.svc.LiveSession(r.Context(), sessionHeader(r))
 	if err != nil {
 		s.fail(w, r, err, tokenFailure)
 		return

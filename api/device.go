@@ -18,7 +18,7 @@ const deviceFailure = "Could not validate device activation"
 // validate is POST /api/v2/device/license/validate (wire contract §2.4): always 200 with
 // data.isValid, and the X-Session-Id header only for a live session. The body is never read.
 func (s *Server) validate(w http.ResponseWriter, r *http.Request) {
-	ref, ok, err := s.svc.Validate(r.Context(), r.Header.Get("X-Session-Id"))
+	ref, ok, err := s.svc.Validate(r.Context(), sessionHeader(r))
 	if err != nil {
 		s.fail(w, r, err, deviceFailure)
 		return
@@ -46,7 +46,7 @@ func (s *Server) activate(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	in := openconsole.ActivateInput{SessionID: r.Header.Get("X-Session-Id"), ClientAddr: s.clientAddr(r)}
+	in := openconsole.ActivateInput{SessionID: sessionHeader(r), ClientAddr: s.clientAddr(r)}
 	if req.LicenseKey != nil {
 		in.LicenseKey = strings.TrimSpace(*req.LicenseKey)
 	}

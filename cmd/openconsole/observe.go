@@ -117,14 +117,14 @@ func (o *observer) clientAddr(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// newID returns a request id: this process's prefix and 64 random bits. The bits come from the
-// runtime's per-core generator (math/rand/v2), so that requests on different cores share no
-// counter; ids need to be unique, not secret.
+// newID returns a request id: this process's prefix and 64 random bits in hex. The bits come
+// from the runtime's per-core generator (math/rand/v2), so that requests on different cores share
+// no counter; ids need to be unique, not secret.
 func (o *observer) newID() string {
 	var b [32]byte
 	buf := append(b[:0], o.prefix...)
 	buf = append(buf, '-')
-	buf = strconv.AppendUint(buf, rand.Uint64(), 36)
+	buf = strconv.AppendUint(buf, rand.Uint64(), 16) // a power of two: shifts, not divisions
 	return string(buf)
 }
 
