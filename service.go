@@ -22,7 +22,8 @@ type Options struct {
 	// TouchInterval is how often activity collected by validate is written back (default 1s).
 	TouchInterval time.Duration
 	// CacheSize bounds the sessions kept in the validate cache (default 2,000,000: at most 128 MB
-	// of 32-byte slots, plus 64 bytes for each license they belong to). Negative disables the cache.
+	// of session slots, plus about 160 bytes for each license they belong to). Negative disables
+	// the cache.
 	CacheSize int
 	// Now is the clock (default time.Now); tests inject their own. Every time the rules read comes
 	// from it. Deadlines are measured between its readings with Time.Sub, which uses the monotonic

@@ -103,8 +103,6 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, interna
 	writeError(w, http.StatusInternalServerError, internalReason)
 }
 
-// setSession sets the X-Session-Id response header to the JSON object {id,timestamp}: both fields
-// always (wire contract §1.4).
 // sessionHeader is the request's X-Session-Id. The server has put the header names of every request
 // in canonical form (HTTP/1 and HTTP/2 alike), so the map is read directly: Header.Get would
 // canonicalize the name again on every validate.
@@ -115,6 +113,8 @@ func sessionHeader(r *http.Request) string {
 	return ""
 }
 
+// setSession sets the X-Session-Id response header to the JSON object {id,timestamp}: both fields
+// always (wire contract §1.4).
 func setSession(w http.ResponseWriter, ref openconsole.SessionRef) {
 	b := make([]byte, 0, 80)
 	b = append(b, `{"id":"`...)
