@@ -200,11 +200,11 @@ func (c *sessionCache) licenseShard(h uint64) *licenseShard {
 // trust makes the cache trusted until the given elapsed time.
 func (c *sessionCache) trust(until time.Duration) { c.trustedUntil.Store(int64(until)) }
 
-// get returns the cached state of a session, if the cache is trusted at elapsed time at and holds
-// both the session and its license.
-func (c *sessionCache) get(k sessionKey, id string, at time.Duration) (SessionState, bool) {
+// session returns the cached entry of session k, if the cache is trusted at elapsed time at, with
+// the shard and hash of its license for the caller's lookup there.
+func (c *sessionCache) session(k sessionKey, at time.Duration) (cachedSession, *licenseShard, uint64, bool) {
 	if int64(at) > c.trustedUntil.Load() {
-		return SessionState{}, false
+		return cachedSession{}, nil, 0, false
 	}
 	h := c.hash(k)
 	sh := c.shard(h)
@@ -212,10 +212,19 @@ func (c *sessionCache) get(k sessionKey, id string, at time.Duration) (SessionSt
 	e, ok := sh.t.get(k, h)
 	sh.mu.RUnlock()
 	if !ok {
-		return SessionState{}, false
+		return cachedSession{}, nil, 0, false
 	}
 	lh := c.licenseHash(e.licenseID)
-	ls := c.licenseShard(lh)
+	return e, c.licenseShard(lh), lh, true
+}
+
+// get returns the cached state of a session, if the cache is trusted at elapsed time at and holds
+// both the session and its license.
+func (c *sessionCache) get(k sessionKey, id string, at time.Duration) (SessionState, bool) {
+	e, ls, lh, ok := c.session(k, at)
+	if !ok {
+		return SessionState{}, false
+	}
 	ls.mu.RLock()
 	l, ok := ls.t.get(e.licenseID, lh)
 	ls.mu.RUnlock()
@@ -235,19 +244,10 @@ func (c *sessionCache) get(k sessionKey, id string, at time.Duration) (SessionSt
 // when its license is usable (both Unix ms). It reads the session's slot and the license's entry
 // in the usable table, and builds no SessionState.
 func (c *sessionCache) valid(k sessionKey, at time.Duration) (ts, lastSeenMS, usable int64, ok bool) {
-	if int64(at) > c.trustedUntil.Load() {
-		return 0, 0, 0, false
-	}
-	h := c.hash(k)
-	sh := c.shard(h)
-	sh.mu.RLock()
-	e, ok := sh.t.get(k, h)
-	sh.mu.RUnlock()
+	e, ls, lh, ok := c.session(k, at)
 	if !ok {
 		return 0, 0, 0, false
 	}
-	lh := c.licenseHash(e.licenseID)
-	ls := c.licenseShard(lh)
 	ls.mu.RLock()
 	usable, ok = ls.usable.get(e.licenseID, lh)
 	ls.mu.RUnlock()

@@ -149,43 +149,6 @@ func (l *liveness) state(ctx context.Context, sid string, now time.Time) (Sessio
 		l.counters.CacheMisses.add(k[15])
 		gen = l.cache.gen.Load()
 	}
-	return l.load(ctx, k, sid, gen)
-}
-
-// validate is state followed by isLive, for validate: whether session sid is live at now, with its
-// timestamp and last-seen time. A session in the cache is answered from the cache's slot and its
-// license's usable time alone (sessionCache.valid), which is what keeps validate cheap; the
-// answer is the one isLive gives on the state (a cached session holds a seat and has no hard
-// expiry: put caches no other).
-func (l *liveness) validate(ctx context.Context, sid string, now time.Time) (ts int64, lastSeen time.Time, live bool, err error) {
-	k, ok := keyOf(sid)
-	if !ok {
-		return 0, time.Time{}, false, ErrNotFound
-	}
-	var gen uint64
-	if l.cache != nil {
-		if ts, seenMS, usable, ok := l.cache.valid(k, l.clock.elapsed(now)); ok {
-			if seenMS != 0 {
-				lastSeen = time.UnixMilli(seenMS)
-			}
-			if l.ttl <= 0 || now.Sub(lastSeen) < l.ttl { // not idle: see state
-				l.counters.CacheHits.add(k[15])
-				return ts, lastSeen, now.UnixMilli() < usable, nil
-			}
-		}
-		l.counters.CacheMisses.add(k[15])
-		gen = l.cache.gen.Load()
-	}
-	st, err := l.load(ctx, k, sid, gen)
-	if err != nil {
-		return 0, time.Time{}, false, err
-	}
-	return st.Session.Timestamp, st.Session.LastSeenAt, l.isLive(st, now), nil
-}
-
-// load reads session k (sid) from the store, with this server's unwritten activity in LastSeenAt,
-// and fills the cache with it unless an invalidation happened since gen was taken.
-func (l *liveness) load(ctx context.Context, k sessionKey, sid string, gen uint64) (SessionState, error) {
 	st, err := l.store.SessionState(ctx, sid)
 	if err != nil {
 		return SessionState{}, err
@@ -200,6 +163,46 @@ func (l *liveness) load(ctx context.Context, k sessionKey, sid string, gen uint6
 		l.cache.put(k, st, gen)
 	}
 	return st, nil
+}
+
+// validate is state followed by isLive, for validate: whether session sid is live at now, with its
+// timestamp and last-seen time. A session in the cache is answered from the cache's slot and its
+// license's usable time alone (sessionCache.valid), which is what keeps validate cheap; the
+// answer is the one isLive gives on the state (a cached session holds a seat and has no hard
+// expiry: put caches no other). Anything else goes through state, which reads the database.
+func (l *liveness) validate(ctx context.Context, sid string, now time.Time) (ts int64, lastSeen time.Time, live bool, err error) {
+	if ts, lastSeen, live, ok := l.validCached(sid, now); ok {
+		return ts, lastSeen, live, nil
+	}
+	st, err := l.state(ctx, sid, now)
+	if err != nil {
+		return 0, time.Time{}, false, err
+	}
+	return st.Session.Timestamp, st.Session.LastSeenAt, l.isLive(st, now), nil
+}
+
+// validCached is validate's answer from the cache alone, when the cache is trusted, holds the
+// session and its license, and the session does not look idle (see state); else ok is false.
+func (l *liveness) validCached(sid string, now time.Time) (ts int64, lastSeen time.Time, live, ok bool) {
+	if l.cache == nil {
+		return 0, time.Time{}, false, false
+	}
+	k, ok := keyOf(sid)
+	if !ok {
+		return 0, time.Time{}, false, false
+	}
+	ts, seenMS, usable, ok := l.cache.valid(k, l.clock.elapsed(now))
+	if !ok {
+		return 0, time.Time{}, false, false
+	}
+	if seenMS != 0 {
+		lastSeen = time.UnixMilli(seenMS)
+	}
+	if l.ttl > 0 && now.Sub(lastSeen) >= l.ttl {
+		return 0, time.Time{}, false, false
+	}
+	l.counters.CacheHits.add(k[15])
+	return ts, lastSeen, now.UnixMilli() < usable, true
 }
 
 // seen records activity of a live session whose last-seen time was lastSeen. It is kept only when
